@@ -1,0 +1,28 @@
+# The two commands: `make run` starts the whole system here (no Docker), `make test` runs every test.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint format down clean
+
+setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
+	./scripts/setup.sh
+
+run: setup ## the whole system: APIs on 8007-8009, gateway 8080, Flower 5555, mail inbox 8025
+	$(BIN)/python scripts/devstack.py up
+
+test: setup lint ## unit, integration and end-to-end tests against real PostgreSQL, Redis, Celery, SMTP and nginx
+	$(BIN)/pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+down: ## stop the PostgreSQL and Redis that `make run` started
+	$(BIN)/python scripts/devstack.py down
+
+clean: down
+	rm -rf .run

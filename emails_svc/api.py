@@ -1,0 +1,49 @@
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import mailer
+from .models import DeliveryStatus, Message, MessageKind, Recipient
+from .outbox import publish_pending
+from .schemas import ErrorOut, MessageOut, SendRequest
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/emails/send/", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut, responses={404: {"model": ErrorOut}})
+@router.post("/emails/send", include_in_schema=False, status_code=status.HTTP_202_ACCEPTED)
+def send_email(body: SendRequest, request: Request, response: Response) -> MessageOut:
+    """Queue a message to a registered user; its delivery state is at the returned URL."""
+    make_session: sessionmaker[Session] = request.app.state.sessions
+    sender = request.app.state.settings.mail_from
+    with make_session.begin() as session:
+        recipient = session.get(Recipient, body.user_id)
+        if recipient is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+        message = Message(
+            user_id=body.user_id,
+            kind=MessageKind.CUSTOM,
+            to_address=recipient.email,
+            to_name=f"{recipient.first_name} {recipient.last_name}",
+            subject=body.subject,
+            body_text=body.body,
+            status=DeliveryStatus.QUEUED,
+            attempts=0,
+            smtp_message_id=mailer.new_message_id(sender),
+        )
+        session.add(message)
+    # Committed: the relay publishes it if this fails.
+    publish_pending(make_session, request.app.state.celery, message_id=message.id)
+    response.headers["Location"] = f"/v1/emails/{message.id}"
+    return MessageOut.model_validate(message)
+
+
+@router.get("/emails/{message_id}", response_model=MessageOut, responses={404: {"model": ErrorOut}})
+@router.get("/emails/{message_id}/", include_in_schema=False)
+def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request) -> MessageOut:
+    with request.app.state.sessions() as session:
+        message = session.get(Message, message_id)
+    if message is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "message not found")
+    return MessageOut.model_validate(message)

@@ -1,0 +1,25 @@
+from functools import cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMAILS_")
+
+    database_url: str
+    broker_url: str
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Registration <no-reply@example.com>"
+    # Undelivered mail is retried with exponential backoff up to this delay, for ever.
+    retry_backoff_max_seconds: int = 60
+    relay_interval_seconds: float = 2.0
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # read from the environment

@@ -1,0 +1,153 @@
+"""The emails worker: records and forgets addresses for the saga, and delivers mail over SMTP.
+
+Run: celery -A emails_svc.tasks worker -Q emails
+"""
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from functools import cache
+
+from celery.signals import worker_process_init
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from saga import RegistrationPayload, SagaTask, Step, TaskName, claim_step, create_celery_app, failpoint, tombstone_step
+
+from . import mailer
+from .config import get_settings
+from .db import make_sessionmaker
+from .models import DeliveryStatus, Message, MessageKind, Recipient, SagaStepLog
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+celery_app = create_celery_app("emails", settings.broker_url)
+
+TRANSIENT_DB = (OperationalError, InterfaceError)
+# Mail is retried until delivered: a transient fault never fails the step.
+_DELIVERY_RETRY = {
+    "autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_DB),
+    "max_retries": None,
+    "retry_backoff": 1,
+    "retry_backoff_max": settings.retry_backoff_max_seconds,
+}
+
+
+class AddressConflict(Exception):
+    """An address for this user exists from another saga: a permanent failure."""
+
+
+@cache
+def sessions() -> sessionmaker[Session]:
+    return make_sessionmaker(settings.database_url)
+
+
+@worker_process_init.connect
+def _fresh_pool_after_fork(**_: object) -> None:
+    sessions.cache_clear()
+
+
+@celery_app.task(
+    name=TaskName.RECORD_ADDRESS,
+    base=SagaTask,
+    step=Step.RECORD_ADDRESS,
+    autoretry_for=TRANSIENT_DB,
+    max_retries=5,
+    retry_backoff=1,
+    retry_backoff_max=30,
+)
+def record_address(saga_id: str, payload: dict[str, object]) -> None:
+    user = RegistrationPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), Step.RECORD_ADDRESS):
+            return  # delivered twice: already done
+        failpoint(Step.RECORD_ADDRESS, user.email)
+        existing = session.get(Recipient, user.user_id)
+        if existing is not None:
+            raise AddressConflict(f"user {user.user_id} already has an address from saga {existing.saga_id}")
+        session.add(
+            Recipient(
+                user_id=user.user_id, email=user.email, first_name=user.first_name, last_name=user.last_name, saga_id=uuid.UUID(saga_id)
+            )
+        )
+
+
+@celery_app.task(
+    name=TaskName.FORGET_ADDRESS, base=SagaTask, autoretry_for=TRANSIENT_DB, max_retries=None, retry_backoff=1, retry_backoff_max=30
+)
+def forget_address(saga_id: str, user_id: int) -> None:
+    saga = uuid.UUID(saga_id)
+    with sessions().begin() as session:
+        tombstone_step(session, SagaStepLog, saga, Step.RECORD_ADDRESS)
+        session.execute(delete(Recipient).where(Recipient.user_id == user_id, Recipient.saga_id == saga))
+
+
+@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=SagaTask, step=Step.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
+def send_welcome_email(saga_id: str, user_id: int) -> None:
+    saga = uuid.UUID(saga_id)
+    with sessions().begin() as session:
+        recipient = session.get(Recipient, user_id)
+        if recipient is None or recipient.saga_id != saga:
+            log.warning("saga=%s no address for user %s: no welcome mail", saga_id, user_id)
+            return
+        text, html = mailer.render_welcome(recipient.first_name, recipient.email)
+        values = {
+            "user_id": user_id,
+            "kind": MessageKind.WELCOME,
+            "saga_id": saga,
+            "to_address": recipient.email,
+            "to_name": f"{recipient.first_name} {recipient.last_name}",
+            "subject": mailer.WELCOME_SUBJECT,
+            "body_text": text,
+            "body_html": html,
+            "smtp_message_id": mailer.new_message_id(settings.mail_from),
+            "published_at": datetime.now(UTC),
+        }
+        # One welcome message per saga: a redelivered step finds the row its first run made.
+        session.execute(
+            insert(Message)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["saga_id", "kind"], index_where=Message.saga_id.is_not(None))
+        )
+        message_id = session.scalar(select(Message.id).where(Message.saga_id == saga, Message.kind == MessageKind.WELCOME))
+    assert message_id is not None
+    deliver(message_id)
+
+
+@celery_app.task(name=TaskName.DELIVER_MESSAGE, **_DELIVERY_RETRY)
+def deliver_message(message_id: int) -> None:
+    deliver(message_id)
+
+
+def deliver(message_id: int) -> None:
+    """Send a queued message once; the row lock makes concurrent deliveries wait, then skip."""
+    error: Exception | None = None
+    with sessions().begin() as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None or message.status != DeliveryStatus.QUEUED:
+            return
+        message.attempts += 1
+        try:
+            mailer.send(
+                settings,
+                mailer.compose(
+                    sender=settings.mail_from,
+                    to_address=message.to_address,
+                    to_name=message.to_name,
+                    subject=message.subject,
+                    text=message.body_text,
+                    html=message.body_html,
+                    message_id=message.smtp_message_id or mailer.new_message_id(settings.mail_from),
+                ),
+            )
+        except mailer.TransientDeliveryError as exc:
+            message.last_error, error = str(exc), exc
+        except mailer.PermanentDeliveryError as exc:
+            message.status, message.last_error, error = DeliveryStatus.FAILED, str(exc), exc
+        else:
+            message.status, message.sent_at, message.last_error = DeliveryStatus.SENT, datetime.now(UTC), None
+            log.info("message %s (%s) sent to user %s", message.id, message.kind, message.user_id)
+    if error is not None:  # raised after the commit, so the attempt and its error are recorded
+        raise error

@@ -1,0 +1,46 @@
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+UserIdField = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# IBAN-shaped (country letters, then letters and digits), deliberately without the checksum:
+# the contract's example values are not checksum-valid.
+Iban = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z]{2}[0-9A-Z]{2,32}$")]
+
+
+class ProfileAddRequest(BaseModel):
+    user_id: UserIdField
+    account_type: int = Field(ge=0, le=32767)
+    iban: Iban
+
+
+class ProfileOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: int
+    first_name: str
+    last_name: str
+    account_type: int | None
+    iban: str | None
+    subscribed: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionAddRequest(BaseModel):
+    user_id: UserIdField
+    plan: str = Field(default="standard", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+
+
+class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    plan: str
+    created_at: datetime
+
+
+class ErrorOut(BaseModel):
+    detail: str

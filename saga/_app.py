@@ -1,0 +1,43 @@
+"""The Celery app factory shared by every service's API and worker."""
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from ._names import Queue, queue_of
+
+# Kept above the longest task run and the longest retry countdown, so that Redis does not
+# redeliver tasks that are merely waiting; stuck sagas are re-driven by the watchdog instead.
+VISIBILITY_TIMEOUT_S = 900
+
+
+def _route(name: str, args: object, kwargs: object, options: object, task: object = None, **kw: object) -> dict[str, str] | None:
+    try:
+        return {"queue": queue_of(name).value}
+    except ValueError:
+        return None  # Celery's own tasks (celery.chain, ...) keep the default route
+
+
+def create_celery_app(name: str, broker_url: str) -> Celery:
+    """A Celery app wired for at-least-once delivery on per-service queues.
+
+    No result backend: the saga's state lives in the users database, not in Celery.
+    """
+    app = Celery(name, broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[KombuQueue(q.value) for q in Queue],
+        task_routes=(_route,),
+        task_default_queue=Queue.USERS.value,
+        task_ignore_result=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_timeout=2,
+    )
+    return app

@@ -1,0 +1,53 @@
+"""The base class of every saga step: reports retries and failures to the saga log."""
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from ._names import Queue, TaskName
+
+log = logging.getLogger("saga")
+
+
+class SagaTask(Task):
+    """A task whose first argument is the saga id.
+
+    Retries and final failures are sent to the users service as step events, so the saga log
+    shows each step's attempts and last error; the saga id appears in every log line.
+    """
+
+    abstract = True
+    step: str = ""  # the saga step this task performs; empty for compensations
+
+    def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        log.info("saga=%s task=%s id=%s start", _saga_id(args, kwargs), self.name, task_id)
+
+    def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        log.info("saga=%s task=%s id=%s done", _saga_id(args, kwargs), self.name, task_id)
+
+    def on_retry(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any) -> None:
+        log.warning("saga=%s task=%s id=%s retry: %r", _saga_id(args, kwargs), self.name, task_id, exc)
+        self._report("retrying", args, kwargs, exc)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any) -> None:
+        log.error("saga=%s task=%s id=%s failed: %r", _saga_id(args, kwargs), self.name, task_id, exc)
+        self._report("failed", args, kwargs, exc)
+
+    def _report(self, event: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+        saga_id = _saga_id(args, kwargs)
+        if not (self.step and saga_id):
+            return
+        try:
+            self.app.send_task(
+                str(TaskName.RECORD_STEP_EVENT),
+                args=(saga_id, self.step, event, f"{type(exc).__name__}: {exc}"[:500], self.request.retries + 1),
+                queue=Queue.USERS,
+            )
+        except Exception:  # the watchdog still sees the saga stall; never mask the task's own error
+            log.exception("saga=%s could not report %s of %s", saga_id, event, self.step)
+
+
+def _saga_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    value = kwargs.get("saga_id", args[0] if args else None)
+    return str(value) if value is not None else None

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Run the whole system on this machine without Docker.
+
+    python scripts/devstack.py up        # PostgreSQL, Redis, migrations, then every process (honcho)
+    python scripts/devstack.py infra     # only PostgreSQL and Redis (started in the background)
+    python scripts/devstack.py down      # stop PostgreSQL and Redis
+    python scripts/devstack.py env       # print the environment the processes run with
+
+PostgreSQL and Redis are started from the Debian packages in a private directory (.run/ by
+default) on their own ports, unless DEVSTACK_DATABASE_URL / DEVSTACK_BROKER_URL point at
+servers of your own. Ports and directories come from DEVSTACK_* variables (see ``Stack``), so
+the test suite runs a second stack beside a running one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("users", "profile", "emails")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass
+class Stack:
+    run_dir: Path = field(default_factory=lambda: Path(os.environ.get("DEVSTACK_RUN_DIR", ROOT / ".run")).resolve())
+    pg_port: int = field(default_factory=lambda: _env_int("DEVSTACK_PG_PORT", 55432))
+    redis_port: int = field(default_factory=lambda: _env_int("DEVSTACK_REDIS_PORT", 56379))
+    users_port: int = field(default_factory=lambda: _env_int("DEVSTACK_USERS_PORT", 8007))
+    profile_port: int = field(default_factory=lambda: _env_int("DEVSTACK_PROFILE_PORT", 8008))
+    emails_port: int = field(default_factory=lambda: _env_int("DEVSTACK_EMAILS_PORT", 8009))
+    gateway_port: int = field(default_factory=lambda: _env_int("DEVSTACK_GATEWAY_PORT", 8080))
+    flower_port: int = field(default_factory=lambda: _env_int("DEVSTACK_FLOWER_PORT", 5555))
+    smtp_port: int = field(default_factory=lambda: _env_int("DEVSTACK_SMTP_PORT", 1025))
+    mail_http_port: int = field(default_factory=lambda: _env_int("DEVSTACK_MAIL_HTTP_PORT", 8025))
+
+    @property
+    def pgdata(self) -> Path:
+        return self.run_dir / "pgdata"
+
+    def database_url(self, service: str) -> str:
+        base = os.environ.get("DEVSTACK_DATABASE_URL")
+        if base:  # a server of your own: one database per service beside the given one
+            return base.rsplit("/", 1)[0] + f"/{service}"
+        return f"postgresql+psycopg2://app@127.0.0.1:{self.pg_port}/{service}"
+
+    @property
+    def broker_url(self) -> str:
+        return os.environ.get("DEVSTACK_BROKER_URL", f"redis://127.0.0.1:{self.redis_port}/0")
+
+    def env(self) -> dict[str, str]:
+        """The environment every process of the stack runs with."""
+        env = {
+            # This interpreter's bin (the virtualenv's uvicorn, celery, alembic, honcho) and nginx's.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/sbin", os.environ.get("PATH", "")]),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "RUN_DIR": str(self.run_dir),
+            "BROKER_URL": self.broker_url,
+            "USERS_PORT": str(self.users_port),
+            "PROFILE_PORT": str(self.profile_port),
+            "EMAILS_PORT": str(self.emails_port),
+            "FLOWER_PORT": str(self.flower_port),
+            "SMTP_PORT": str(self.smtp_port),
+            "MAIL_HTTP_PORT": str(self.mail_http_port),
+            "EMAILS_SMTP_HOST": "127.0.0.1",
+            "EMAILS_SMTP_PORT": str(self.smtp_port),
+        }
+        for service in SERVICES:
+            env[f"{service.upper()}_DATABASE_URL"] = self.database_url(service)
+            env[f"{service.upper()}_BROKER_URL"] = self.broker_url
+        return env
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; the Debian package provides the postgres user.
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _pg_bin(name: str) -> str:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    if candidates:
+        return str(Path(candidates[-1]) / name)
+    found = shutil.which(name)
+    if not found:
+        sys.exit(f"devstack: {name} not found; install PostgreSQL (apt-get install postgresql)")
+    return found
+
+
+def start_postgres(stack: Stack) -> None:
+    if os.environ.get("DEVSTACK_DATABASE_URL"):
+        return
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(stack.run_dir, "postgres")
+    if not (stack.pgdata / "PG_VERSION").exists():
+        subprocess.run(
+            _as_postgres([_pg_bin("initdb"), "-D", str(stack.pgdata), "-U", "app", "--auth=trust", "-E", "UTF8", "--no-instructions"]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    status = subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "status"]), capture_output=True)
+    if status.returncode != 0:
+        options = f"-p {stack.pg_port} -k {stack.run_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
+        subprocess.run(
+            _as_postgres(
+                [_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-l", str(stack.run_dir / "postgres.log"), "-w", "-o", options, "start"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    for service in SERVICES:
+        exists = subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(stack.pg_port),
+                "-U",
+                "app",
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname='{service}'",  # noqa: S608  # a fixed service name
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if exists.stdout.strip() != "1":
+            subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(stack.pg_port), "-U", "app", service], check=True)
+
+
+def stop_postgres(stack: Stack) -> None:
+    if (stack.pgdata / "postmaster.pid").exists():
+        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"]), stdout=subprocess.DEVNULL)
+
+
+def start_redis(stack: Stack) -> None:
+    if os.environ.get("DEVSTACK_BROKER_URL"):
+        return
+    redis_dir = stack.run_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    ping = subprocess.run(["redis-cli", "-p", str(stack.redis_port), "ping"], capture_output=True, text=True)
+    if ping.stdout.strip() == "PONG":
+        return
+    subprocess.run(
+        [
+            "redis-server", "--port", str(stack.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
+            "--daemonize", "yes", "--pidfile", str(redis_dir / "redis.pid"), "--logfile", str(redis_dir / "redis.log"),
+            "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", "",
+        ],
+        check=True,
+    )  # fmt: skip
+    for _ in range(50):
+        if subprocess.run(["redis-cli", "-p", str(stack.redis_port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+            return
+        time.sleep(0.1)
+    sys.exit("devstack: redis did not start")
+
+
+def stop_redis(stack: Stack) -> None:
+    subprocess.run(["redis-cli", "-p", str(stack.redis_port), "shutdown", "nosave"], capture_output=True)
+
+
+def migrate(stack: Stack) -> None:
+    env = {**os.environ, **stack.env()}
+    for service in SERVICES:
+        subprocess.run(["alembic", "-c", str(ROOT / f"{service}_svc" / "alembic.ini"), "upgrade", "head"], check=True, env=env)
+
+
+def render_gateway(stack: Stack) -> Path:
+    """nginx with the repository's gateway config, its upstreams pointed at local ports."""
+    nginx_dir = stack.run_dir / "nginx"
+    (nginx_dir / "logs").mkdir(parents=True, exist_ok=True)
+    gateway = (ROOT / "nginx" / "templates" / "gateway.conf.template").read_text()
+    upstreams = {
+        "USERS_UPSTREAM": f"127.0.0.1:{stack.users_port}",
+        "PROFILE_UPSTREAM": f"127.0.0.1:{stack.profile_port}",
+        "EMAILS_UPSTREAM": f"127.0.0.1:{stack.emails_port}",
+        "FLOWER_UPSTREAM": f"127.0.0.1:{stack.flower_port}",
+        "GATEWAY_PORT": str(stack.gateway_port),
+    }
+    for name, value in upstreams.items():
+        gateway = gateway.replace("${" + name + "}", value)
+    (nginx_dir / "gateway.conf").write_text(gateway)
+    (nginx_dir / "nginx.conf").write_text(
+        "worker_processes 1;\npid nginx.pid;\nerror_log stderr;\nevents { worker_connections 1024; }\n"
+        "http {\n  access_log /dev/stdout;\n  client_body_temp_path tmp;\n  proxy_temp_path tmp;\n"
+        "  include " + str(nginx_dir / "gateway.conf") + ";\n}\n"
+    )
+    (nginx_dir / "tmp").mkdir(exist_ok=True)
+    return nginx_dir
+
+
+def infra(stack: Stack) -> None:
+    start_postgres(stack)
+    start_redis(stack)
+    migrate(stack)
+    render_gateway(stack)
+
+
+def main(argv: list[str]) -> None:
+    stack = Stack()
+    command = argv[1] if len(argv) > 1 else "up"
+    if command == "infra":
+        infra(stack)
+    elif command == "down":
+        stop_redis(stack)
+        stop_postgres(stack)
+    elif command == "env":
+        for key, value in stack.env().items():
+            print(f"{key}={value}")
+    elif command == "up":
+        infra(stack)
+        env = {**os.environ, **stack.env()}
+        print(
+            f"users :{stack.users_port}  profile :{stack.profile_port}  emails :{stack.emails_port}  "
+            f"gateway :{stack.gateway_port}  flower :{stack.flower_port}  mail inbox :{stack.mail_http_port}",
+            flush=True,
+        )
+        os.execvpe(  # noqa: S606  # replaces this process with honcho
+            "honcho",
+            ["honcho", "-d", str(ROOT), "-f", str(ROOT / "Procfile"), "start"],
+            env,
+        )
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

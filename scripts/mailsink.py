@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""A local SMTP sink with a MailHog-compatible inbox API, for running without Docker.
+
+SMTP on --smtp-port (aiosmtpd); HTTP on --http-port:
+  GET /api/v2/messages     messages, newest first, in MailHog's shape (total, count, items[])
+  DELETE /api/v1/messages  empty the inbox
+  GET /                    a plain list of the messages
+"""
+
+import argparse
+import html
+import json
+import threading
+import time
+import uuid
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+_lock = threading.Lock()
+_messages: list[dict[str, Any]] = []
+
+
+class _Handler:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        parsed = message_from_bytes(raw, policy=policy.default)
+        headers: dict[str, list[str]] = {}
+        for key, value in parsed.items():
+            headers.setdefault(key, []).append(str(value))
+        body = parsed.get_body(preferencelist=("plain", "html"))
+        item = {
+            "ID": uuid.uuid4().hex,
+            "From": {"Mailbox": envelope.mail_from.split("@")[0], "Domain": envelope.mail_from.split("@")[-1]},
+            "To": [{"Mailbox": r.split("@")[0], "Domain": r.split("@")[-1]} for r in envelope.rcpt_tos],
+            "Content": {"Headers": headers, "Body": body.get_content() if body else "", "Size": len(raw)},
+            "Raw": {"From": envelope.mail_from, "To": list(envelope.rcpt_tos), "Data": raw.decode("utf-8", "replace")},
+            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with _lock:
+            _messages.insert(0, item)
+        return "250 Message accepted for delivery"
+
+
+class _Http(BaseHTTPRequestHandler):
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        with _lock:
+            items = list(_messages)
+        if self.path.startswith("/api/v2/messages"):
+            self._send(200, json.dumps({"total": len(items), "count": len(items), "start": 0, "items": items}).encode())
+        elif self.path == "/":
+            rows = "".join(
+                f"<li>{html.escape(m['Content']['Headers'].get('Subject', [''])[0])} &rarr; {html.escape(', '.join(m['Raw']['To']))}"
+                f"<pre>{html.escape(m['Content']['Body'])}</pre></li>"
+                for m in items
+            )
+            self._send(200, f"<h1>Inbox ({len(items)})</h1><ul>{rows}</ul>".encode(), "text/html; charset=utf-8")
+        else:
+            self._send(404, b'{"detail":"not found"}')
+
+    def do_DELETE(self) -> None:
+        if self.path.startswith("/api/v1/messages"):
+            with _lock:
+                _messages.clear()
+            self._send(200, b"")
+        else:
+            self._send(404, b'{"detail":"not found"}')
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--smtp-port", type=int, default=1025)
+    parser.add_argument("--http-port", type=int, default=8025)
+    args = parser.parse_args()
+    controller = Controller(_Handler(), hostname=args.host, port=args.smtp_port)
+    controller.start()
+    print(f"mailsink: SMTP on {args.host}:{args.smtp_port}, inbox on http://{args.host}:{args.http_port}/", flush=True)
+    try:
+        ThreadingHTTPServer((args.host, args.http_port), _Http).serve_forever()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from celery import Celery
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import saga_log
+from .models import RegistrationSaga, SagaStatus, SagaStep, UserAccount
+from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
+
+router = APIRouter(prefix="/v1")
+NOT_FOUND = {404: {"model": ErrorOut}}
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's transaction: committed when the endpoint returns, rolled back on error."""
+    with request.app.state.sessions.begin() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _saga_ref(saga: RegistrationSaga) -> SagaRef:
+    return SagaRef(id=saga.id, status=saga.status, url=f"/v1/register/{saga.id}")
+
+
+@router.post(
+    "/register/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses={202: {"model": UserOut, "description": "accepted; the saga is still running or failed"}, 409: {"model": ErrorOut}},
+)
+@router.post("/register", include_in_schema=False)
+def register(body: RegisterRequest, request: Request, response: Response) -> UserOut:
+    """Record the user and start the registration saga; wait briefly for it to finish.
+
+    201 when the saga completed within the wait, 202 (with the saga's URL) otherwise.
+    """
+    state = request.app.state
+    make_session: sessionmaker[Session] = state.sessions
+    hasher: PasswordHasher = state.hasher
+    password_hash = hasher.hash(body.password)
+    try:
+        with make_session.begin() as session:
+            user = UserAccount(
+                email=body.email,
+                first_name=body.first_name,
+                last_name=body.last_name,
+                active=body.active,
+                password_hash=password_hash,
+            )
+            session.add(user)
+            session.flush()
+            saga = saga_log.start_registration(session, user)
+    except IntegrityError as exc:
+        if "uq_user_account_email_live" in str(exc.orig):
+            raise HTTPException(status.HTTP_409_CONFLICT, "email already registered") from None
+        raise
+    # Committed: from here the registration cannot be lost. Publish now; the relay covers failures.
+    celery_app: Celery = state.celery
+    saga_log.publish_outbox(make_session, celery_app, saga_id=saga.id)
+    saga.status = saga_log.wait_for_final(make_session, saga.id, state.settings.register_wait_seconds)
+    if saga.status != SagaStatus.COMPLETED:
+        response.status_code = status.HTTP_202_ACCEPTED
+    response.headers["Location"] = f"/v1/register/{saga.id}"
+    with make_session() as session:
+        user = session.get_one(UserAccount, user.id)
+    return UserOut.model_validate(user).model_copy(update={"saga": _saga_ref(saga)})
+
+
+@router.get("/register/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
+@router.get("/register/{saga_id}/", include_in_schema=False)
+def get_registration(saga_id: uuid.UUID, session: SessionDep) -> SagaOut:
+    """The registration saga: its state, error and each step's state."""
+    saga = session.get(RegistrationSaga, saga_id)
+    if saga is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "registration not found")
+    steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+    return SagaOut.model_validate(_saga_out(saga, list(steps)))
+
+
+def _saga_out(saga: RegistrationSaga, steps: list[SagaStep]) -> dict[str, object]:
+    return {
+        "id": saga.id,
+        "user_id": saga.user_id,
+        "status": saga.status,
+        "failed_step": saga.failed_step,
+        "error": saga.error,
+        "redrive_count": saga.redrive_count,
+        "created_at": saga.created_at,
+        "updated_at": saga.updated_at,
+        "steps": steps,
+    }
+
+
+@router.get("/users/{user_id}", response_model=UserOut, responses=NOT_FOUND)
+@router.get("/users/{user_id}/", include_in_schema=False)
+def get_user(user_id: UserId, session: SessionDep) -> UserOut:
+    user = session.get(UserAccount, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+    saga = session.scalar(select(RegistrationSaga).where(RegistrationSaga.user_id == user_id))
+    return UserOut.model_validate(user).model_copy(update={"saga": _saga_ref(saga) if saga else None})

@@ -1,0 +1,43 @@
+"""The users service: registration, users and the registration saga's state."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI, Request
+
+from saga import add_error_handlers, add_probes, broker_ready, database_ready
+
+from .api import router
+from .config import Settings, get_settings
+from .db import make_sessionmaker
+from .tasks import celery_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.sessions = make_sessionmaker(settings.database_url)
+        app.state.celery = celery_app
+        app.state.hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        yield
+        app.state.sessions.kw["bind"].dispose()
+
+    app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
+    app.include_router(router)
+    add_error_handlers(app)
+
+    def checks(request: Request) -> dict[str, bool]:
+        return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(settings.broker_url)}
+
+    add_probes(app, checks)
+    return app

@@ -1,0 +1,45 @@
+"""The outbox relay and saga watchdog: one small loop beside the users API.
+
+Publishes outbox messages the API could not publish (Redis down, process died after commit)
+and re-drives sagas that stopped moving (a lost message, a worker killed outright), so no saga
+waits on the broker's visibility timeout. Run: python -m users_svc.relay
+"""
+
+import logging
+import signal
+import time
+
+from . import saga_log
+from .config import get_settings
+from .db import make_sessionmaker
+from .tasks import celery_app
+
+log = logging.getLogger("users_svc.relay")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    make_session = make_sessionmaker(settings.database_url)
+    running = True
+
+    def stop(*_: object) -> None:
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("relay started (every %.1fs; sagas stale after %.0fs)", settings.relay_interval_seconds, settings.saga_stale_after_seconds)
+    while running:
+        try:
+            saga_log.redrive_stale(make_session, settings.saga_stale_after_seconds)
+            while saga_log.publish_outbox(make_session, celery_app) == 100:
+                pass
+        except Exception:  # the database may be down: keep looping, it comes back
+            log.exception("relay pass failed")
+        time.sleep(settings.relay_interval_seconds)
+    log.info("relay stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The users worker: the saga's pivot, the start and end of compensation, and the saga log.
+
+Run: celery -A users_svc.tasks worker -Q users
+"""
+
+import uuid
+from functools import cache
+
+from celery.signals import worker_process_init
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from saga import SagaTask, Step, TaskName, create_celery_app
+
+from . import saga_log
+from .config import get_settings
+from .db import make_sessionmaker
+
+celery_app = create_celery_app("users", get_settings().broker_url)
+
+TRANSIENT = (OperationalError, InterfaceError)
+# Compensations and the saga log must not give up: they retry transient faults indefinitely.
+_RETRY_FOREVER = {"autoretry_for": TRANSIENT, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
+
+
+@cache
+def sessions() -> sessionmaker[Session]:
+    return make_sessionmaker(get_settings().database_url)
+
+
+@worker_process_init.connect
+def _fresh_pool_after_fork(**_: object) -> None:
+    sessions.cache_clear()
+
+
+@celery_app.task(
+    name=TaskName.COMPLETE_REGISTRATION,
+    base=SagaTask,
+    step=Step.COMPLETE_REGISTRATION,
+    autoretry_for=TRANSIENT,
+    max_retries=5,
+    retry_backoff=1,
+    retry_backoff_max=30,
+)
+def complete_registration(saga_id: str) -> None:
+    with sessions().begin() as session:
+        saga_log.complete_registration(session, uuid.UUID(saga_id))
+
+
+@celery_app.task(name=TaskName.BEGIN_COMPENSATION, base=SagaTask, **_RETRY_FOREVER)
+def begin_compensation(saga_id: str, failed_step: str) -> None:
+    with sessions().begin() as session:
+        saga_log.begin_compensation(session, uuid.UUID(saga_id), failed_step)
+
+
+@celery_app.task(name=TaskName.FAIL_REGISTRATION, base=SagaTask, **_RETRY_FOREVER)
+def fail_registration(saga_id: str) -> None:
+    with sessions().begin() as session:
+        saga_log.fail_registration(session, uuid.UUID(saga_id))
+
+
+@celery_app.task(name=TaskName.RECORD_STEP_EVENT, base=SagaTask, **_RETRY_FOREVER)
+def record_step_event(saga_id: str, step: str, event: str, error: str | None, attempt: int) -> None:
+    with sessions().begin() as session:
+        saga_log.record_step_event(session, uuid.UUID(saga_id), step, event, error, attempt)
