@@ -55,7 +55,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
     while True:
         try:
             result = predicate()
-        except Exception:  # noqa: BLE001  # not ready yet
+        except Exception:  # not ready yet
             result = None
         if result:
             return result
@@ -113,11 +113,11 @@ class Stack:
 
     # processes
     def start(self, name: str) -> None:
-        log = (self.logs / f"{name}.log").open("ab")
         command = self.commands[name].strip()
-        self.processes[name] = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.logs / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
+            self.processes[name] = subprocess.Popen(
+                ["bash", "-c", f"exec {command}"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.wait_ready(name)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:

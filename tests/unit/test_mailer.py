@@ -33,7 +33,7 @@ def test_html_part_escapes_the_users_name() -> None:
 
 
 def test_header_injection_in_the_subject_is_refused() -> None:
-    with pytest.raises(ValueError, match="linefeed|carriage return"):
+    with pytest.raises(ValueError, match=r"linefeed|carriage return"):
         _message("Hi\r\nBcc: victim@example.com")
     with pytest.raises(ValueError, match="String should match pattern"):
         SendRequest(user_id=1, subject="Hi\nBcc: victim@example.com", body="x")
