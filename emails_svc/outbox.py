@@ -9,7 +9,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import TaskName
+from saga import TaskName, configure_logging
 
 from .models import Message
 
@@ -39,7 +39,7 @@ def main() -> None:
     from .db import make_sessionmaker
     from .tasks import celery_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
     running = True

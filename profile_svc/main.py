@@ -1,12 +1,11 @@
 """The profile service: profiles and subscriptions of registered users."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
-from saga import add_error_handlers, add_probes, broker_ready, database_ready
+from saga import RequestIdMiddleware, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
 
 from .api import router
 from .config import Settings, get_settings
@@ -15,7 +14,7 @@ from .db import make_sessionmaker
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -25,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="profile", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     app.include_router(router)
+    app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 
     def checks(request: Request) -> dict[str, bool]:

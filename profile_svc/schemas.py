@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 UserIdField = Annotated[int, Field(ge=1, le=2**31 - 1)]
 # IBAN-shaped (country letters, then letters and digits), deliberately without the checksum:
 # the contract's example values are not checksum-valid.
-Iban = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z]{2}[0-9A-Z]{2,32}$")]
+Iban = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}[0-9A-Za-z]{2,32}$")]
 
 
 class ProfileAddRequest(BaseModel):

@@ -6,7 +6,7 @@ from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, tomb
 from ._names import Queue, Step, TaskName, queue_of
 from ._payloads import RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
-from ._service import add_error_handlers, add_probes, broker_ready, database_ready
+from ._service import RequestIdMiddleware, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
 from ._task import SagaTask
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "LedgerState",
     "Queue",
     "RegistrationPayload",
+    "RequestIdMiddleware",
     "SagaAborted",
     "SagaTask",
     "Step",
@@ -25,6 +26,7 @@ __all__ = [
     "broker_ready",
     "claim_step",
     "compensation_chain",
+    "configure_logging",
     "create_celery_app",
     "database_ready",
     "failpoint",

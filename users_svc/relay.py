@@ -9,6 +9,8 @@ import logging
 import signal
 import time
 
+from saga import configure_logging
+
 from . import saga_log
 from .config import get_settings
 from .db import make_sessionmaker
@@ -18,7 +20,7 @@ log = logging.getLogger("users_svc.relay")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
     running = True

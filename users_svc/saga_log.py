@@ -66,8 +66,15 @@ def _steps(session: Session, saga_id: uuid.UUID) -> dict[str, SagaStep]:
 
 
 def _advance(step: SagaStep, status: StepStatus) -> None:
-    if _RANK[status] > _RANK[StepStatus(step.status)]:
-        step.status = status
+    previous = StepStatus(step.status)
+    if _RANK[status] <= _RANK[previous]:
+        return
+    step.status = status
+    # Retry events count the failed attempts; the one that succeeded counts too.
+    if status == StepStatus.DONE:
+        step.attempts = step.attempts + 1 if previous == StepStatus.RETRYING else max(step.attempts, 1)
+    elif status == StepStatus.FAILED:
+        step.attempts = max(step.attempts, 1)
 
 
 def complete_registration(session: Session, saga_id: uuid.UUID) -> None:

@@ -1,0 +1,108 @@
+"""The saga log's rules, against the users database: the pivot and compensation exclude each other."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from saga import Step
+from users_svc import saga_log
+from users_svc.config import get_settings
+from users_svc.db import make_sessionmaker
+from users_svc.models import OutboxMessage, RegistrationSaga, SagaStep, UserAccount
+from users_svc.tasks import celery_app
+
+
+@pytest.fixture
+def sessions(clean: object) -> Iterator[sessionmaker[Session]]:
+    make_session = make_sessionmaker(get_settings().database_url)
+    yield make_session
+    make_session.kw["bind"].dispose()
+
+
+@pytest.fixture
+def saga_id(sessions: sessionmaker[Session]) -> uuid.UUID:
+    with sessions.begin() as session:
+        user = UserAccount(email="a@example.com", first_name="A", last_name="B", active=True, password_hash="$argon2id$x")
+        session.add(user)
+        session.flush()
+        return saga_log.start_registration(session, user).id
+
+
+def _state(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> tuple[str, str, dict[str, str]]:
+    with sessions() as session:
+        saga = session.get_one(RegistrationSaga, saga_id)
+        user = session.get_one(UserAccount, saga.user_id)
+        steps = {s.step: s.status for s in session.query(SagaStep).filter_by(saga_id=saga_id)}
+        return saga.status, user.registration_status, steps
+
+
+def test_the_pivot_completes_the_registration(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
+    with sessions.begin() as session:
+        saga_log.complete_registration(session, saga_id)
+    with sessions.begin() as session:
+        saga_log.complete_registration(session, saga_id)  # delivered twice
+    status, user_status, steps = _state(sessions, saga_id)
+    assert (status, user_status) == ("completed", "completed")
+    assert steps == {"create_profile": "done", "record_address": "done", "complete_registration": "done", "send_welcome_email": "pending"}
+
+
+def test_compensation_is_refused_once_the_pivot_passed(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
+    with sessions.begin() as session:
+        saga_log.complete_registration(session, saga_id)
+    with pytest.raises(saga_log.SagaPastPivot), sessions.begin() as session:
+        saga_log.begin_compensation(session, saga_id, Step.RECORD_ADDRESS)
+    with pytest.raises(saga_log.SagaPastPivot), sessions.begin() as session:
+        saga_log.fail_registration(session, saga_id)
+    assert _state(sessions, saga_id)[:2] == ("completed", "completed")
+
+
+def test_the_pivot_is_refused_once_compensation_began(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
+    with sessions.begin() as session:
+        saga_log.begin_compensation(session, saga_id, Step.RECORD_ADDRESS)
+    with pytest.raises(saga_log.SagaNotRunning), sessions.begin() as session:
+        saga_log.complete_registration(session, saga_id)
+    for _ in range(2):  # the last compensation, delivered twice
+        with sessions.begin() as session:
+            saga_log.fail_registration(session, saga_id)
+    status, user_status, steps = _state(sessions, saga_id)
+    assert (status, user_status) == ("failed", "failed")
+    assert steps == {
+        "create_profile": "compensated",
+        "record_address": "failed",
+        "complete_registration": "skipped",
+        "send_welcome_email": "skipped",
+    }
+
+
+def test_step_events_never_move_a_step_backwards(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
+    with sessions.begin() as session:
+        saga_log.record_step_event(session, saga_id, Step.CREATE_PROFILE, "failed", "boom", 3)
+    with sessions.begin() as session:
+        saga_log.record_step_event(session, saga_id, Step.CREATE_PROFILE, "retrying", "late retry event", 2)
+    with sessions() as session:
+        step = session.get_one(SagaStep, (saga_id, Step.CREATE_PROFILE))
+        saga = session.get_one(RegistrationSaga, saga_id)
+        assert (step.status, step.attempts) == ("failed", 3)
+        assert saga.error == "create_profile: boom"
+
+
+def test_the_watchdog_redrives_stalled_sagas_with_backoff(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
+    assert saga_log.redrive_stale(sessions, stale_after_seconds=0) == 0  # its start message is still unpublished
+    assert saga_log.publish_outbox(sessions, celery_app) == 1
+    assert saga_log.redrive_stale(sessions, stale_after_seconds=3600) == 0  # not stale yet
+    assert saga_log.redrive_stale(sessions, stale_after_seconds=0) == 1
+    with sessions() as session:
+        saga = session.get_one(RegistrationSaga, saga_id)
+        kinds = [m.kind for m in session.query(OutboxMessage).filter_by(saga_id=saga_id).order_by(OutboxMessage.id)]
+    assert saga.redrive_count == 1
+    assert kinds == ["start", "start"]
+
+
+def test_finished_sagas_are_left_alone(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
+    saga_log.publish_outbox(sessions, celery_app)
+    with sessions.begin() as session:
+        saga_log.begin_compensation(session, saga_id, Step.CREATE_PROFILE)
+        saga_log.fail_registration(session, saga_id)
+    assert saga_log.redrive_stale(sessions, stale_after_seconds=0) == 0
