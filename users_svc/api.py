@@ -92,7 +92,8 @@ def _saga_out(saga: RegistrationSaga, steps: list[SagaStep]) -> dict[str, object
         "user_id": saga.user_id,
         "status": saga.status,
         "failed_step": saga.failed_step,
-        "error": saga.error,
+        # The failed step reports its error itself, so it may follow the final state by a moment.
+        "error": next((step.error for step in steps if step.step == saga.failed_step), None),
         "redrive_count": saga.redrive_count,
         "created_at": saga.created_at,
         "updated_at": saga.updated_at,

@@ -81,7 +81,6 @@ class RegistrationSaga(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True, unique=True)
     status: Mapped[str] = mapped_column(String(16), default=SagaStatus.RUNNING)
     failed_step: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
     redrive_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp(onupdate=func.now())

@@ -119,8 +119,6 @@ def fail_registration(session: Session, saga_id: uuid.UUID) -> None:
     steps = _steps(session, saga_id)
     saga.status = SagaStatus.FAILED
     saga.progressed_at = saga.finished_at = _now()
-    if saga.error is None and saga.failed_step:
-        saga.error = steps[saga.failed_step].error or f"{saga.failed_step} failed"
     session.get_one(UserAccount, saga.user_id).registration_status = RegistrationStatus.FAILED
     for step in COMPENSATABLE:
         if steps[step].status == StepStatus.DONE:
@@ -135,8 +133,6 @@ def record_step_event(session: Session, saga_id: uuid.UUID, step: str, event: st
     if error:
         row.error = error
     _advance(row, StepStatus(event))
-    if event == StepStatus.FAILED and saga.error is None:
-        saga.error = f"{step}: {error}"
     saga.progressed_at = _now()
     if step == Step.SEND_WELCOME_EMAIL and row.status in (StepStatus.DONE, StepStatus.FAILED):
         saga.finished_at = saga.progressed_at

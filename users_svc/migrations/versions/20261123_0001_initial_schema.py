@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:38:10.154684
+Create Date: 2026-11-23 19:49:51.226181
 
 """
 from typing import Sequence, Union
@@ -39,7 +39,6 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('failed_step', sa.String(length=64), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
     sa.Column('redrive_count', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
