@@ -20,17 +20,24 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import devstack  # noqa: E402
 
+# Beside a dev stack; TEST_PORT_OFFSET moves every port, for a second test run on the same machine.
+_OFFSET = int(os.environ.get("TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {
-    "DEVSTACK_RUN_DIR": str(ROOT / ".run" / "test"),
-    "DEVSTACK_PG_PORT": "55433",
-    "DEVSTACK_REDIS_PORT": "56380",
-    "DEVSTACK_USERS_PORT": "18007",
-    "DEVSTACK_PROFILE_PORT": "18008",
-    "DEVSTACK_EMAILS_PORT": "18009",
-    "DEVSTACK_GATEWAY_PORT": "18080",
-    "DEVSTACK_FLOWER_PORT": "15555",
-    "DEVSTACK_SMTP_PORT": "11025",
-    "DEVSTACK_MAIL_HTTP_PORT": "18025",
+    "DEVSTACK_RUN_DIR": str(ROOT / ".run" / (f"test-{_OFFSET}" if _OFFSET else "test")),
+    **{
+        name: str(port + _OFFSET)
+        for name, port in {
+            "DEVSTACK_PG_PORT": 55433,
+            "DEVSTACK_REDIS_PORT": 56380,
+            "DEVSTACK_USERS_PORT": 18007,
+            "DEVSTACK_PROFILE_PORT": 18008,
+            "DEVSTACK_EMAILS_PORT": 18009,
+            "DEVSTACK_GATEWAY_PORT": 18080,
+            "DEVSTACK_FLOWER_PORT": 15555,
+            "DEVSTACK_SMTP_PORT": 11025,
+            "DEVSTACK_MAIL_HTTP_PORT": 18025,
+        }.items()
+    },
 }
 # Short waits so failure paths finish quickly; failpoints on so tests can choose faults.
 TEST_SETTINGS = {
