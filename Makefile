@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean
+.PHONY: setup run test lint format down clean fuzz
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -26,3 +26,6 @@ down: ## stop the PostgreSQL and Redis that `make run` started
 
 clean: down
 	rm -rf .run
+
+fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and through the gateway
+	$(BIN)/python scripts/fuzz.py

@@ -39,8 +39,8 @@ def send_email(body: SendRequest, request: Request, response: Response) -> Messa
     return MessageOut.model_validate(message)
 
 
-@router.get("/emails/{message_id}", response_model=MessageOut, responses={404: {"model": ErrorOut}})
-@router.get("/emails/{message_id}/", include_in_schema=False)
+@router.get("/emails/{message_id:int}", response_model=MessageOut, responses={404: {"model": ErrorOut}})
+@router.get("/emails/{message_id:int}/", include_in_schema=False)
 def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request) -> MessageOut:
     with request.app.state.sessions() as session:
         message = session.get(Message, message_id)

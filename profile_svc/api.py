@@ -49,8 +49,8 @@ def add_profile(body: ProfileAddRequest, session: SessionDep) -> ProfileOut:
     return _profile_out(session, profile)
 
 
-@router.get("/profile/{user_id}", response_model=ProfileOut, responses={404: {"model": ErrorOut}})
-@router.get("/profile/{user_id}/", include_in_schema=False)
+@router.get("/profile/{user_id:int}", response_model=ProfileOut, responses={404: {"model": ErrorOut}})
+@router.get("/profile/{user_id:int}/", include_in_schema=False)
 def get_profile(user_id: UserId, session: SessionDep) -> ProfileOut:
     return _profile_out(session, _profile_or_404(session, user_id))
 
@@ -72,8 +72,8 @@ def add_subscription(body: SubscriptionAddRequest, session: SessionDep) -> Subsc
     return SubscriptionOut.model_validate(created)
 
 
-@router.get("/subscription/{user_id}", response_model=SubscriptionOut, responses={404: {"model": ErrorOut}})
-@router.get("/subscription/{user_id}/", include_in_schema=False)
+@router.get("/subscription/{user_id:int}", response_model=SubscriptionOut, responses={404: {"model": ErrorOut}})
+@router.get("/subscription/{user_id:int}/", include_in_schema=False)
 def get_subscription(user_id: UserId, session: SessionDep) -> SubscriptionOut:
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == user_id))
     if subscription is None:

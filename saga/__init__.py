@@ -6,7 +6,7 @@ from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, tomb
 from ._names import Queue, Step, TaskName, queue_of
 from ._payloads import RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
-from ._service import RequestIdMiddleware, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
+from ._service import RequestIdMiddleware, Storable, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
 from ._task import SagaTask
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SagaTask",
     "Step",
     "StepLedgerMixin",
+    "Storable",
     "TaskName",
     "add_error_handlers",
     "add_probes",

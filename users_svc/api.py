@@ -101,8 +101,8 @@ def _saga_out(saga: RegistrationSaga, steps: list[SagaStep]) -> dict[str, object
     }
 
 
-@router.get("/users/{user_id}", response_model=UserOut, responses=NOT_FOUND)
-@router.get("/users/{user_id}/", include_in_schema=False)
+@router.get("/users/{user_id:int}", response_model=UserOut, responses=NOT_FOUND)
+@router.get("/users/{user_id:int}/", include_in_schema=False)
 def get_user(user_id: UserId, session: SessionDep) -> UserOut:
     user = session.get(UserAccount, user_id)
     if user is None:

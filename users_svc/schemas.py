@@ -2,18 +2,32 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+from saga import Storable
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable]
+# Read laxly on purpose: the contract sends "False" and "True" as strings. Documented as such.
+LaxBool = Annotated[
+    bool,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "enum": ["true", "false", "True", "False", "1", "0", "yes", "no", "on", "off"]},
+                {"type": "integer", "enum": [0, 1]},
+            ]
+        }
+    ),
+]
 
 
 class RegisterRequest(BaseModel):
     email: EmailStr = Field(max_length=320)
     first_name: Name
     last_name: Name
-    # Lax parsing on purpose: the contract sends "False" and "True" as strings.
-    active: bool = True
-    password: str = Field(min_length=1, max_length=1024)
+    active: LaxBool = True
+    password: Annotated[str, Field(min_length=1, max_length=1024), Storable]
 
 
 class UserOut(BaseModel):
