@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean fuzz
+.PHONY: setup run test lint format down clean fuzz chaos
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -29,3 +29,6 @@ clean: down
 
 fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and through the gateway
 	$(BIN)/python scripts/fuzz.py
+
+chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down); writes CHAOS.md
+	$(BIN)/python scripts/chaos.py
