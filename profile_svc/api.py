@@ -2,7 +2,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -30,10 +30,15 @@ def _profile_or_404(session: Session, user_id: int, *, lock: bool = False) -> Pr
     return profile
 
 
-def _profile_out(session: Session, profile: Profile) -> ProfileOut:
-    subscribed = session.scalar(select(Subscription.id).where(Subscription.user_id == profile.user_id)) is not None
+def _read_profile(session: Session, user_id: int) -> ProfileOut:
+    """The profile and whether the user is subscribed, in one query."""
+    subscribed = exists().where(Subscription.user_id == Profile.user_id)
+    row = session.execute(select(Profile, subscribed).where(Profile.user_id == user_id)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+    profile, is_subscribed = row
     return ProfileOut.model_validate(
-        {**{c: getattr(profile, c) for c in ProfileOut.model_fields if c != "subscribed"}, "subscribed": subscribed}
+        {**{c: getattr(profile, c) for c in ProfileOut.model_fields if c != "subscribed"}, "subscribed": is_subscribed}
     )
 
 
@@ -45,14 +50,14 @@ def add_profile(body: ProfileAddRequest, session: SessionDep) -> ProfileOut:
     profile.account_type = body.account_type
     profile.iban = body.iban
     session.flush()
-    session.refresh(profile)
-    return _profile_out(session, profile)
+    return _read_profile(session, body.user_id)
 
 
 @router.get("/profile/{user_id:int}", response_model=ProfileOut, responses={404: {"model": ErrorOut}})
 @router.get("/profile/{user_id:int}/", include_in_schema=False)
-def get_profile(user_id: UserId, session: SessionDep) -> ProfileOut:
-    return _profile_out(session, _profile_or_404(session, user_id))
+def get_profile(user_id: UserId, request: Request) -> ProfileOut:
+    with request.app.state.reads() as session:
+        return _read_profile(session, user_id)
 
 
 @router.post(
@@ -74,9 +79,10 @@ def add_subscription(body: SubscriptionAddRequest, session: SessionDep) -> Subsc
 
 @router.get("/subscription/{user_id:int}", response_model=SubscriptionOut, responses={404: {"model": ErrorOut}})
 @router.get("/subscription/{user_id:int}/", include_in_schema=False)
-def get_subscription(user_id: UserId, session: SessionDep) -> SubscriptionOut:
-    subscription = session.scalar(select(Subscription).where(Subscription.user_id == user_id))
-    if subscription is None:
-        _profile_or_404(session, user_id)
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "subscription not found")
+def get_subscription(user_id: UserId, request: Request) -> SubscriptionOut:
+    with request.app.state.reads() as session:
+        subscription = session.scalar(select(Subscription).where(Subscription.user_id == user_id))
+        if subscription is None:
+            _profile_or_404(session, user_id)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "subscription not found")
     return SubscriptionOut.model_validate(subscription)

@@ -9,7 +9,7 @@ from saga import RequestIdMiddleware, add_error_handlers, add_probes, broker_rea
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker
+from .db import make_sessionmaker, reads_of
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessions = make_sessionmaker(settings.database_url)
+        app.state.reads = reads_of(app.state.sessions)
         yield
         app.state.sessions.kw["bind"].dispose()
 

@@ -1,5 +1,7 @@
+import os
 from functools import cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +16,8 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
+    # Hashes computed at once; more only queue for the same cores and thrash their caches.
+    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0

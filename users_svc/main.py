@@ -1,5 +1,6 @@
 """The users service: registration, users and the registration saga's state."""
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from saga import RequestIdMiddleware, add_error_handlers, add_probes, broker_rea
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker
+from .db import make_sessionmaker, reads_of
 from .tasks import celery_app
 
 
@@ -22,7 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(settings.database_url)
+        app.state.reads = reads_of(app.state.sessions)
         app.state.celery = celery_app
+        app.state.hash_slots = threading.BoundedSemaphore(settings.hash_concurrency)
         app.state.hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost_kib,
