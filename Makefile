@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean fuzz chaos
+.PHONY: setup run test lint format down clean fuzz chaos bench
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -32,3 +32,7 @@ fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and
 
 chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down); writes CHAOS.md
 	$(BIN)/python scripts/chaos.py
+
+bench: ## throughput and latency against ceilings measured in the same run; writes BENCHMARKS.md
+	./scripts/setup.sh bench
+	$(BIN)/python scripts/bench/bench.py
