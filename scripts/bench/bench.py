@@ -223,9 +223,23 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_name("benchmarks.json").write_text(json.dumps(results, indent=2, default=str))
     plot(results["levels"], args.out.with_name("benchmarks-latency.png"))
-    args.out.write_text(render(results))
+    write_results(args.out, render(results))
     print(args.out.read_text())
     return 0
+
+
+BEGIN, END = "<!-- results: written by scripts/bench/bench.py -->", "<!-- end of results -->"
+
+
+def write_results(path: Path, results: str) -> None:
+    """Replace the results between the markers, keeping the hand-written analysis around them."""
+    block = f"{BEGIN}\n{results}\n{END}"
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = block + "\n"
+    path.write_text(text)
 
 
 def render(r: dict) -> str:
