@@ -235,11 +235,10 @@ def write_results(path: Path, results: str) -> None:
     """Replace the results between the markers, keeping the hand-written analysis around them."""
     block = f"{BEGIN}\n{results}\n{END}"
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = block + "\n"
-    path.write_text(text)
+    if BEGIN not in text or END not in text:
+        path.write_text(block + "\n")
+        return
+    path.write_text(text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :])
 
 
 def render(r: dict) -> str:
