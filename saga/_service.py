@@ -59,6 +59,11 @@ def add_error_handlers(app: FastAPI) -> None:
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         return JSONResponse({"detail": "database unavailable, try again"}, status_code=503, headers={"Retry-After": "1"})
 
+    @app.exception_handler(redis.RedisError)
+    async def redis_unavailable(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("redis unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "token store unavailable, try again"}, status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         log.exception("database error on %s %s", request.method, request.url.path)
