@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import saga_log
-from .models import RegistrationSaga, SagaStatus, SagaStep, UserAccount
+from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
 router = APIRouter(prefix="/v1")
@@ -27,8 +27,12 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _saga_ref(saga: RegistrationSaga) -> SagaRef:
-    return SagaRef(id=saga.id, status=saga.status, url=f"/v1/register/{saga.id}")
+def saga_url(saga: Saga) -> str:
+    return f"/v1/register/{saga.id}" if isinstance(saga, RegistrationSaga) else f"/v1/sagas/{saga.id}"
+
+
+def saga_ref(saga: Saga) -> SagaRef:
+    return SagaRef(id=saga.id, status=saga.status, url=saga_url(saga))
 
 
 @router.post(
@@ -72,7 +76,7 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
     response.headers["Location"] = f"/v1/register/{saga.id}"
     with make_session() as session:
         user = session.get_one(UserAccount, user.id)
-    return UserOut.model_validate(user).model_copy(update={"saga": _saga_ref(saga)})
+    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga)})
 
 
 @router.get("/register/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
@@ -86,9 +90,21 @@ def get_registration(saga_id: uuid.UUID, session: SessionDep) -> SagaOut:
     return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
 
-def _saga_out(saga: RegistrationSaga, steps: list[SagaStep]) -> dict[str, object]:
+@router.get("/sagas/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
+@router.get("/sagas/{saga_id}/", include_in_schema=False)
+def get_saga(saga_id: uuid.UUID, session: SessionDep) -> SagaOut:
+    """Any saga (registration, deletion, restore, purge): its state, error and each step's state."""
+    saga = session.get(Saga, saga_id)
+    if saga is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "saga not found")
+    steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+    return SagaOut.model_validate(_saga_out(saga, list(steps)))
+
+
+def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
     return {
         "id": saga.id,
+        "kind": saga.kind,
         "user_id": saga.user_id,
         "status": saga.status,
         "failed_step": saga.failed_step,
@@ -105,7 +121,7 @@ def _saga_out(saga: RegistrationSaga, steps: list[SagaStep]) -> dict[str, object
 @router.get("/users/{user_id}/", include_in_schema=False)
 def get_user(user_id: UserId, session: SessionDep) -> UserOut:
     user = session.get(UserAccount, user_id)
-    if user is None:
+    if user is None or user.deleted_at is not None:  # a deleted account is not shown, restorable or not
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     saga = session.scalar(select(RegistrationSaga).where(RegistrationSaga.user_id == user_id))
-    return UserOut.model_validate(user).model_copy(update={"saga": _saga_ref(saga) if saga else None})
+    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga) if saga else None})
