@@ -8,41 +8,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from saga import DEV_SIGNING_KEY, TokenType, encode_token, new_claims
+from tests.integration.accounts import PASSWORD, bearer, login, registered, users_client
 from tests.stack import Stack
-from users_svc.config import get_settings
-from users_svc.main import create_app
-
-PASSWORD = "correct horse"
-CHEAP_HASHES = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 8192}
-
-
-def _app_client(**overrides: object) -> TestClient:
-    settings = get_settings().model_copy(update={"register_wait_seconds": 0.05, **CHEAP_HASHES, **overrides})
-    return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
 @pytest.fixture
 def users(clean: Stack) -> Iterator[TestClient]:
-    with _app_client() as client:
+    with users_client() as client:
         yield client
-
-
-def registered(users: TestClient, stack: Stack, email: str = "ann@example.com", *, status: str = "completed") -> int:
-    """A user whose registration saga reached ``status`` (no workers run here: set it directly)."""
-    response = users.post("/v1/register/", json={"email": email, "first_name": "Ann", "last_name": "Lee", "password": PASSWORD})
-    user_id = response.json()["id"]
-    stack.query("users", "UPDATE user_account SET registration_status = %s WHERE id = %s", status, user_id)
-    return user_id
-
-
-def login(users: TestClient, email: str = "ann@example.com", password: str = PASSWORD) -> dict:
-    response = users.post("/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_login_answers_with_the_user_id_and_a_token_pair(users: TestClient, clean: Stack) -> None:
@@ -80,7 +53,7 @@ def test_only_a_completed_registration_can_log_in(users: TestClient, clean: Stac
 
 
 def test_failed_logins_are_limited_per_account(clean: Stack) -> None:
-    with _app_client(login_max_failures_per_account=2, login_max_failures_per_address=100) as users:
+    with users_client(login_max_failures_per_account=2, login_max_failures_per_address=100) as users:
         registered(users, clean)
         registered(users, clean, "bob@example.com")
         for _ in range(2):
@@ -94,7 +67,7 @@ def test_failed_logins_are_limited_per_account(clean: Stack) -> None:
 
 
 def test_failed_logins_are_limited_per_client_address(clean: Stack) -> None:
-    with _app_client(login_max_failures_per_account=100, login_max_failures_per_address=3) as users:
+    with users_client(login_max_failures_per_account=100, login_max_failures_per_address=3) as users:
         registered(users, clean)
         for name in ("a", "b", "c"):
             assert users.post("/v1/auth/login", json={"email": f"{name}@example.com", "password": "guess"}).status_code == 401
@@ -104,7 +77,7 @@ def test_failed_logins_are_limited_per_client_address(clean: Stack) -> None:
 
 
 def test_a_successful_login_clears_the_accounts_failures(clean: Stack) -> None:
-    with _app_client(login_max_failures_per_account=2) as users:
+    with users_client(login_max_failures_per_account=2) as users:
         registered(users, clean)
         assert users.post("/v1/auth/login", json={"email": "ann@example.com", "password": "guess"}).status_code == 401
         login(users)
@@ -239,7 +212,7 @@ def test_a_hash_made_with_older_parameters_is_upgraded_at_login(users: TestClien
     user_id = registered(users, clean)
     [(before,)] = clean.query("users", "SELECT password_hash FROM user_account WHERE id = %s", user_id)
     assert str(before).startswith("$argon2id$v=19$m=8192,t=1,")
-    with _app_client(argon2_time_cost=2, argon2_memory_cost_kib=16384) as stronger:
+    with users_client(argon2_time_cost=2, argon2_memory_cost_kib=16384) as stronger:
         login(stronger)
     [(after,)] = clean.query("users", "SELECT password_hash FROM user_account WHERE id = %s", user_id)
     assert str(after).startswith("$argon2id$v=19$m=16384,t=2,")
