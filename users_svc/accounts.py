@@ -188,6 +188,7 @@ def logout(body: LogoutRequest, request: Request, claims: AccessClaims) -> Respo
         presented = decode_token(tokens.key, body.refresh_token, TokenType.REFRESH)
     except InvalidToken:
         presented = None  # expired or malformed: nothing left to revoke
+    # Only the caller's own session: a refresh token of someone else's is left alone.
     if presented is not None and presented.sub == claims.sub and presented.fam:
         tokens.revoke_family(presented.fam)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -211,6 +212,8 @@ def get_me(me: CurrentUser, session: SessionDep) -> UserOut:
 def update_me(body: MeUpdate, request: Request, me: CurrentUser, session: SessionDep) -> UserOut:
     """Change names, or the password (with the current one): that ends every other session."""
     user = session.get_one(UserAccount, me.user.id, with_for_update=True)
+    if not _can_log_in(user):  # deleted since the token was checked
+        raise unauthorized(INVALID_TOKEN)
     if body.password is not None:
         assert body.current_password is not None
         _throttle(request, user.email)

@@ -126,9 +126,12 @@ class LoginLimiter:
         self.per_address = settings.login_max_failures_per_address
         self.store = store
 
+    @staticmethod
+    def _account_key(email: str) -> str:
+        return f"auth:failures:account:{hashlib.sha256(email.strip().lower().encode()).hexdigest()}"
+
     def _counters(self, email: str, address: str) -> list[tuple[str, int]]:
-        account = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-        return [(f"auth:failures:account:{account}", self.per_account), (f"auth:failures:address:{address}", self.per_address)]
+        return [(self._account_key(email), self.per_account), (f"auth:failures:address:{address}", self.per_address)]
 
     def retry_after(self, email: str, address: str) -> int | None:
         """Seconds until another attempt is allowed, or None if it is allowed now."""
@@ -154,4 +157,4 @@ class LoginLimiter:
 
     def forget_account(self, email: str) -> None:
         """A successful login clears the account's count (not the address's)."""
-        self.store.delete(self._counters(email, "-")[0][0])
+        self.store.delete(self._account_key(email))
