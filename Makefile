@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean
+.PHONY: setup run test lint format down clean fuzz chaos bench
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -26,3 +26,13 @@ down: ## stop the PostgreSQL and Redis that `make run` started
 
 clean: down
 	rm -rf .run
+
+fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and through the gateway
+	$(BIN)/python scripts/fuzz.py
+
+chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down); writes CHAOS.md
+	$(BIN)/python scripts/chaos.py
+
+bench: ## throughput and latency against ceilings measured in the same run; writes BENCHMARKS.md
+	./scripts/setup.sh bench
+	$(BIN)/python scripts/bench/bench.py

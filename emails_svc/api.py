@@ -48,10 +48,10 @@ def send_email(body: SendRequest, request: Request, response: Response, subject:
     return MessageOut.model_validate(message)
 
 
-@router.get("/emails/{message_id}", response_model=MessageOut, responses=ERRORS)
-@router.get("/emails/{message_id}/", include_in_schema=False)
+@router.get("/emails/{message_id:int}", response_model=MessageOut, responses=ERRORS)
+@router.get("/emails/{message_id:int}/", include_in_schema=False)
 def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, subject: TokenSubject) -> MessageOut:
-    with request.app.state.sessions() as session:
+    with request.app.state.reads() as session:
         message = session.get(Message, message_id)
     if message is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "message not found")

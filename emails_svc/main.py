@@ -19,7 +19,7 @@ from saga import (
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker
+from .db import make_sessionmaker, reads_of
 from .tasks import celery_app
 
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(settings.database_url)
+        app.state.reads = reads_of(app.state.sessions)
         app.state.celery = celery_app
         app.state.token_verifier = None
         token_state = None

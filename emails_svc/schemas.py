@@ -3,14 +3,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from saga import Storable
+
 # No control characters at all, so no CR/LF header injection.
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"), Storable]
 
 
 class SendRequest(BaseModel):
-    user_id: int = Field(ge=1, le=2**31 - 1)
+    user_id: int = Field(strict=True, ge=1, le=2**31 - 1, examples=[1])
     subject: Subject
-    body: str = Field(min_length=1, max_length=100_000)
+    body: Annotated[str, Field(min_length=1, max_length=100_000), Storable]
 
 
 class MessageOut(BaseModel):

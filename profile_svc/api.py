@@ -2,7 +2,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -38,10 +38,15 @@ def _profile_or_404(session: Session, user_id: int, *, lock: bool = False) -> Pr
     return profile
 
 
-def _profile_out(session: Session, profile: Profile) -> ProfileOut:
-    subscribed = session.scalar(select(Subscription.id).where(Subscription.user_id == profile.user_id)) is not None
+def _read_profile(session: Session, user_id: int) -> ProfileOut:
+    """The profile and whether the user is subscribed, in one query."""
+    subscribed = exists().where(Subscription.user_id == Profile.user_id)
+    row = session.execute(select(Profile, subscribed).where(Profile.user_id == user_id, Profile.archived_at.is_(None))).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+    profile, is_subscribed = row
     return ProfileOut.model_validate(
-        {**{c: getattr(profile, c) for c in ProfileOut.model_fields if c != "subscribed"}, "subscribed": subscribed}
+        {**{c: getattr(profile, c) for c in ProfileOut.model_fields if c != "subscribed"}, "subscribed": is_subscribed}
     )
 
 
@@ -54,15 +59,15 @@ def add_profile(body: ProfileAddRequest, session: SessionDep, subject: TokenSubj
     profile.account_type = body.account_type
     profile.iban = body.iban
     session.flush()
-    session.refresh(profile)
-    return _profile_out(session, profile)
+    return _read_profile(session, body.user_id)
 
 
-@router.get("/profile/{user_id}", response_model=ProfileOut, responses=NOT_FOUND)
-@router.get("/profile/{user_id}/", include_in_schema=False)
-def get_profile(user_id: UserId, session: SessionDep, subject: TokenSubject) -> ProfileOut:
+@router.get("/profile/{user_id:int}", response_model=ProfileOut, responses=NOT_FOUND)
+@router.get("/profile/{user_id:int}/", include_in_schema=False)
+def get_profile(user_id: UserId, request: Request, subject: TokenSubject) -> ProfileOut:
     ensure_owner(subject, user_id)
-    return _profile_out(session, _profile_or_404(session, user_id))
+    with request.app.state.reads() as session:
+        return _read_profile(session, user_id)
 
 
 @router.post(
@@ -83,12 +88,15 @@ def add_subscription(body: SubscriptionAddRequest, session: SessionDep, subject:
     return SubscriptionOut.model_validate(created)
 
 
-@router.get("/subscription/{user_id}", response_model=SubscriptionOut, responses=NOT_FOUND)
-@router.get("/subscription/{user_id}/", include_in_schema=False)
-def get_subscription(user_id: UserId, session: SessionDep, subject: TokenSubject) -> SubscriptionOut:
+@router.get("/subscription/{user_id:int}", response_model=SubscriptionOut, responses=NOT_FOUND)
+@router.get("/subscription/{user_id:int}/", include_in_schema=False)
+def get_subscription(user_id: UserId, request: Request, subject: TokenSubject) -> SubscriptionOut:
     ensure_owner(subject, user_id)
-    _profile_or_404(session, user_id)
-    subscription = session.scalar(select(Subscription).where(Subscription.user_id == user_id))
-    if subscription is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "subscription not found")
+    with request.app.state.reads() as session:
+        # Not while the profile is archived (the account deleted): then it is kept, not shown.
+        live = select(Subscription).join(Profile, Profile.user_id == Subscription.user_id).where(Profile.archived_at.is_(None))
+        subscription = session.scalar(live.where(Subscription.user_id == user_id))
+        if subscription is None:
+            _profile_or_404(session, user_id)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "subscription not found")
     return SubscriptionOut.model_validate(subscription)

@@ -19,7 +19,7 @@ from saga import (
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker
+from .db import make_sessionmaker, reads_of
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessions = make_sessionmaker(settings.database_url)
+        app.state.reads = reads_of(app.state.sessions)
         app.state.token_verifier = None
         token_state = None
         if settings.require_access_token:

@@ -3,7 +3,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-UserIdField = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# Strict: a JSON true is not the user 1, nor false the account type 0.
+UserIdField = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1, examples=[1])]
 # IBAN-shaped (country letters, then letters and digits), deliberately without the checksum:
 # the contract's example values are not checksum-valid.
 Iban = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}[0-9A-Za-z]{2,32}$")]
@@ -11,8 +12,8 @@ Iban = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pa
 
 class ProfileAddRequest(BaseModel):
     user_id: UserIdField
-    account_type: int = Field(ge=0, le=32767)
-    iban: Iban
+    account_type: int = Field(strict=True, ge=0, le=32767, examples=[0])
+    iban: Annotated[Iban, Field(examples=["XX1111111111111111111111"])]
 
 
 class ProfileOut(BaseModel):

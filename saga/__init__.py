@@ -7,7 +7,7 @@ from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, comp
 from ._names import DeletionStep, PurgeStep, Queue, RestoreStep, SagaKind, Step, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
-from ._service import RequestIdMiddleware, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
+from ._service import RequestIdMiddleware, Storable, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
 from ._task import SagaTask
 from ._tokens import (
     DEV_SIGNING_KEY,
@@ -55,6 +55,7 @@ __all__ = [
     "SagaTask",
     "Step",
     "StepLedgerMixin",
+    "Storable",
     "TaskName",
     "TokenSubject",
     "TokenType",

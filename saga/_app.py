@@ -39,5 +39,10 @@ def create_celery_app(name: str, broker_url: str) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_timeout=2,
+        # A worker publishes the next step of a chain after its task succeeded. If that publish
+        # fails, Celery counts the task as failed and fires its errbacks: a Redis restart would
+        # compensate a step that succeeded. So workers keep trying for about two minutes. (The
+        # API and the relay publish with retry=False: their outbox row is the retry.)
+        task_publish_retry_policy={"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2},
     )
     return app

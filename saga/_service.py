@@ -1,5 +1,6 @@
 """Conventions every service's HTTP API follows: health probes and JSON errors."""
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -7,14 +8,34 @@ from contextvars import ContextVar
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("service")
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and a lone surrogate cannot be encoded: both would be 500s.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Storable = AfterValidator(_storable)
+"""Put last in the ``Annotated`` of every free-text input field, after its length limits."""
 
 
 def database_ready(make_session: sessionmaker) -> bool:
@@ -51,8 +72,31 @@ def add_probes(app: FastAPI, checks: Callable[[Request], dict[str, bool]]) -> No
         return JSONResponse(body, status_code=200 if ready else 503)
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """Escapes non-ASCII, so echoing invalid input (a lone surrogate) cannot fail to encode."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    return _AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """No input may produce a traceback: unknown faults are logged and answered in JSON."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers 400 to a body that is not even text (invalid UTF-8): it is malformed JSON.
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            error = {"type": "json_invalid", "loc": ["body"], "msg": "the body is not valid UTF-8 JSON", "input": None}
+            return _validation_error(RequestValidationError([error]))
+        return await http_exception_handler(request, exc)  # type: ignore[return-value]
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

@@ -15,12 +15,14 @@ import time
 import uuid
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
 _lock = threading.Lock()
 _messages: list[dict[str, Any]] = []
+_spool: Path | None = None  # with --spool, the inbox survives a restart
 
 
 class _Handler:
@@ -41,6 +43,9 @@ class _Handler:
         }
         with _lock:
             _messages.insert(0, item)
+            if _spool:
+                with _spool.open("a") as spool:
+                    spool.write(json.dumps(item) + "\n")
         return "250 Message accepted for delivery"
 
 
@@ -71,6 +76,8 @@ class _Http(BaseHTTPRequestHandler):
         if self.path.startswith("/api/v1/messages"):
             with _lock:
                 _messages.clear()
+                if _spool:
+                    _spool.write_text("")
             self._send(200, b"")
         else:
             self._send(404, b'{"detail":"not found"}')
@@ -84,7 +91,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--smtp-port", type=int, default=1025)
     parser.add_argument("--http-port", type=int, default=8025)
+    parser.add_argument("--spool", type=Path, help="keep messages in this file (JSON lines) across restarts")
     args = parser.parse_args()
+    global _spool
+    if args.spool:
+        _spool = args.spool
+        if _spool.exists():
+            _messages[:] = [json.loads(line) for line in reversed(_spool.read_text().splitlines()) if line]
     controller = Controller(_Handler(), hostname=args.host, port=args.smtp_port)
     controller.start()
     print(f"mailsink: SMTP on {args.host}:{args.smtp_port}, inbox on http://{args.host}:{args.http_port}/", flush=True)

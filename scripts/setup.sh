@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian machine, only where it is missing:
 # PostgreSQL, Redis and nginx from Debian's packages, then a virtualenv with the pinned requirements.
+# `setup.sh bench` also installs wrk and the benchmark's requirements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+profile=${1:-dev}
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
@@ -10,6 +12,7 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+[ "$profile" != bench ] || command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -22,10 +25,10 @@ VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-stamp="$VENV/.requirements.sha"
+stamp="$VENV/.requirements-$profile.sha"
 want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -r requirements/dev.txt
+  "$VENV/bin/pip" install -q -r "requirements/$profile.txt"
   echo "$want" > "$stamp"
 fi

@@ -117,6 +117,7 @@ class Stack:
         for service, tables in TABLES.items():
             self.query(service, f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         self.redis().flushall()
+        (self.config.run_dir / "mail.jsonl").unlink(missing_ok=True)
 
     # processes
     def start(self, name: str) -> None:

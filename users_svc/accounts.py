@@ -1,6 +1,7 @@
 """Accounts: login with access and refresh tokens, the current user, deletion and restore."""
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from saga import BearerCredentials, Claims, InvalidToken, SagaKind, TokenType, decode_token, unauthorized, verified_claims
 
 from . import saga_log
-from .api import SessionDep, saga_ref
+from .api import saga_ref
 from .auth import LoginLimiter, RefreshReused, TokenPair, TokenStore
 from .models import AccountStatus, RegistrationSaga, RegistrationStatus, Saga, SagaStatus, UserAccount
 from .schemas import ErrorOut, LoginRequest, LogoutRequest, MeUpdate, RefreshRequest, SagaRef, TokenOut, UserOut
@@ -38,6 +39,15 @@ _THROTTLED = {429: {"model": ErrorOut, "description": "too many failed logins; s
 # --- dependencies -------------------------------------------------------------------------
 
 
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's transaction: committed when the endpoint returns, rolled back on error."""
+    with request.app.state.sessions.begin() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
 def access_claims(request: Request, credentials: BearerCredentials) -> Claims:
     """A valid, unrevoked access token (401 otherwise)."""
     return verified_claims(request.app.state.token_verifier, credentials)
@@ -54,7 +64,7 @@ class Principal:
 
 def current_user(request: Request, claims: AccessClaims) -> Principal:
     """The active account the access token speaks for (401 if it cannot log in any more)."""
-    with request.app.state.sessions() as session:
+    with request.app.state.reads() as session:
         user = session.get(UserAccount, claims.sub)
     if user is None or not _can_log_in(user):
         raise unauthorized(INVALID_TOKEN)
@@ -103,16 +113,25 @@ def _check_password(request: Request, user: UserAccount | None, email: str, pass
     An unknown email costs a hash verification too (against a dummy hash made at startup with
     the current parameters), so the answer's timing does not tell which accounts exist.
     """
-    hasher: PasswordHasher = request.app.state.hasher
-    try:
-        matches = hasher.verify(user.password_hash if user else request.app.state.dummy_hash, password)
-    except (VerificationError, InvalidHashError):
-        matches = False
-    if user is None or not matches:
+    if not _verify(request, user.password_hash if user else request.app.state.dummy_hash, password) or user is None:
         request.app.state.limiter.record_failure(email, _client_address(request))
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_LOGIN)
     request.app.state.limiter.forget_account(email)
     return user
+
+
+def _verify(request: Request, password_hash: str, password: str) -> bool:
+    hasher: PasswordHasher = request.app.state.hasher
+    with request.app.state.hash_slots:  # hashes compete for the cores: at most one per core at once
+        try:
+            return hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def _hash(request: Request, password: str) -> str:
+    with request.app.state.hash_slots:
+        return request.app.state.hasher.hash(password)
 
 
 def _token_out(pair: TokenPair) -> TokenOut:
@@ -147,7 +166,7 @@ def login(body: LoginRequest, request: Request, session: SessionDep) -> TokenOut
         raise HTTPException(status.HTTP_403_FORBIDDEN, _NOT_ACTIVE[AccountStatus(user.account_status)])
     hasher: PasswordHasher = request.app.state.hasher
     if hasher.check_needs_rehash(user.password_hash):  # made with older parameters: upgrade it now
-        user.password_hash = hasher.hash(body.password)
+        user.password_hash = _hash(request, body.password)
         log.info("user %s: password hash upgraded to the current parameters", user.id)
     return _token_out(request.app.state.tokens.issue(user.id))
 
@@ -194,13 +213,14 @@ def logout(body: LogoutRequest, request: Request, claims: AccessClaims) -> Respo
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-# --- the current user (declared before /v1/users/{user_id}, which would take "me" for an id) -----
+# --- the current user -----------------------------------------------------------------------
 
 
 @router.get("/users/me", response_model=UserOut, responses=_errors)
 @router.get("/users/me/", include_in_schema=False)
-def get_me(me: CurrentUser, session: SessionDep) -> UserOut:
-    return _user_out(session, me.user)
+def get_me(request: Request, me: CurrentUser) -> UserOut:
+    with request.app.state.reads() as session:
+        return _user_out(session, me.user)
 
 
 @router.patch(
@@ -217,13 +237,10 @@ def update_me(body: MeUpdate, request: Request, me: CurrentUser, session: Sessio
     if body.password is not None:
         assert body.current_password is not None
         _throttle(request, user.email)
-        hasher: PasswordHasher = request.app.state.hasher
-        try:
-            hasher.verify(user.password_hash, body.current_password)
-        except (VerificationError, InvalidHashError):
+        if not _verify(request, user.password_hash, body.current_password):
             request.app.state.limiter.record_failure(user.email, _client_address(request))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is incorrect") from None
-        user.password_hash = hasher.hash(body.password)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is incorrect")
+        user.password_hash = _hash(request, body.password)
         # Before the commit: with Redis down the change fails (503) rather than leave sessions alive.
         request.app.state.tokens.revoke_all_refresh(user.id)
     if body.first_name is not None:
@@ -292,7 +309,7 @@ def restore(body: LoginRequest, request: Request, response: Response) -> UserOut
         user.account_status = AccountStatus.RESTORING
         saga = saga_log.start_saga(session, user, SagaKind.RESTORE)
     ref = _run(request, response, saga)
-    with state.sessions() as session:
+    with state.reads() as session:
         return _user_out(session, session.get_one(UserAccount, user.id)).model_copy(update={"saga": ref})
 
 
@@ -300,7 +317,7 @@ def _run(request: Request, response: Response, saga: Saga) -> SagaRef:
     """Publish a committed saga (the relay covers failures), wait briefly, answer with its state."""
     state = request.app.state
     saga_log.publish_outbox(state.sessions, state.celery, saga_id=saga.id)
-    saga.status = saga_log.wait_for_final(state.sessions, saga.id, state.settings.register_wait_seconds)
+    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
     response.status_code = status.HTTP_200_OK if saga.status == SagaStatus.COMPLETED else status.HTTP_202_ACCEPTED
     ref = saga_ref(saga)
     response.headers["Location"] = ref.url

@@ -1,10 +1,9 @@
 import uuid
-from collections.abc import Iterator
 from typing import Annotated
 
 from argon2 import PasswordHasher
 from celery import Celery
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,15 +15,6 @@ from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 router = APIRouter(prefix="/v1")
 NOT_FOUND = {404: {"model": ErrorOut}}
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's transaction: committed when the endpoint returns, rolled back on error."""
-    with request.app.state.sessions.begin() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def saga_url(saga: Saga) -> str:
@@ -50,7 +40,8 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
     state = request.app.state
     make_session: sessionmaker[Session] = state.sessions
     hasher: PasswordHasher = state.hasher
-    password_hash = hasher.hash(body.password)
+    with state.hash_slots:
+        password_hash = hasher.hash(body.password)
     try:
         with make_session.begin() as session:
             user = UserAccount(
@@ -70,35 +61,37 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
     # Committed: from here the registration cannot be lost. Publish now; the relay covers failures.
     celery_app: Celery = state.celery
     saga_log.publish_outbox(make_session, celery_app, saga_id=saga.id)
-    saga.status = saga_log.wait_for_final(make_session, saga.id, state.settings.register_wait_seconds)
+    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
     if saga.status != SagaStatus.COMPLETED:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/register/{saga.id}"
-    with make_session() as session:
+    with state.reads() as session:
         user = session.get_one(UserAccount, user.id)
     return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga)})
 
 
 @router.get("/register/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/register/{saga_id}/", include_in_schema=False)
-def get_registration(saga_id: uuid.UUID, session: SessionDep) -> SagaOut:
+def get_registration(saga_id: uuid.UUID, request: Request) -> SagaOut:
     """The registration saga: its state, error and each step's state."""
-    saga = session.get(RegistrationSaga, saga_id)
-    if saga is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "registration not found")
-    steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
-    return SagaOut.model_validate(_saga_out(saga, list(steps)))
+    with request.app.state.reads() as session:
+        saga = session.get(RegistrationSaga, saga_id)
+        if saga is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "registration not found")
+        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+        return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
 
 @router.get("/sagas/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/sagas/{saga_id}/", include_in_schema=False)
-def get_saga(saga_id: uuid.UUID, session: SessionDep) -> SagaOut:
+def get_saga(saga_id: uuid.UUID, request: Request) -> SagaOut:
     """Any saga (registration, deletion, restore, purge): its state, error and each step's state."""
-    saga = session.get(Saga, saga_id)
-    if saga is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "saga not found")
-    steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
-    return SagaOut.model_validate(_saga_out(saga, list(steps)))
+    with request.app.state.reads() as session:
+        saga = session.get(Saga, saga_id)
+        if saga is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "saga not found")
+        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+        return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
 
 def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
@@ -117,11 +110,16 @@ def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
     }
 
 
-@router.get("/users/{user_id}", response_model=UserOut, responses=NOT_FOUND)
-@router.get("/users/{user_id}/", include_in_schema=False)
-def get_user(user_id: UserId, session: SessionDep) -> UserOut:
-    user = session.get(UserAccount, user_id)
-    if user is None or user.deleted_at is not None:  # a deleted account is not shown, restorable or not
+@router.get("/users/{user_id:int}", response_model=UserOut, responses=NOT_FOUND)
+@router.get("/users/{user_id:int}/", include_in_schema=False)
+def get_user(user_id: UserId, request: Request) -> UserOut:
+    with request.app.state.reads() as session:
+        row = session.execute(
+            select(UserAccount, RegistrationSaga)
+            .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
+            .where(UserAccount.id == user_id)
+        ).first()
+    if row is None or row[0].deleted_at is not None:  # a deleted account is not shown, restorable or not
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
-    saga = session.scalar(select(RegistrationSaga).where(RegistrationSaga.user_id == user_id))
+    user, saga = row
     return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga) if saga else None})

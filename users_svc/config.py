@@ -1,7 +1,8 @@
+import os
 from functools import cache
 from typing import Literal, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from saga import DEV_SIGNING_KEY, check_signing_key
@@ -17,10 +18,14 @@ class Settings(BaseSettings):
     # How long POST /v1/register/, DELETE /v1/users/me and POST /v1/users/restore wait for their
     # saga before answering 202 instead of 201/200.
     register_wait_seconds: float = 5.0
-    # Argon2id parameters (argon2-cffi's defaults: RFC 9106's low-memory profile).
+    # Argon2id: 64 MiB and 3 passes as RFC 9106's second recommendation, but one lane: on a
+    # server concurrency comes from requests, so each core hashes one password at a time
+    # (four lanes per hash oversubscribe the cores and cut throughput, see BENCHMARKS.md).
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
-    argon2_parallelism: int = 4
+    argon2_parallelism: int = 1
+    # Hashes computed at once; more only queue for the same cores.
+    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0

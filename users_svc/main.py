@@ -1,6 +1,7 @@
 """The users service: registration, accounts and tokens, and the state of every saga."""
 
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,7 @@ from saga import (
 from . import accounts, api
 from .auth import LoginLimiter, TokenStore
 from .config import Settings, get_settings
-from .db import make_sessionmaker
+from .db import make_sessionmaker, reads_of
 from .tasks import celery_app
 
 
@@ -34,7 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(settings.database_url)
+        app.state.reads = reads_of(app.state.sessions)
         app.state.celery = celery_app
+        app.state.hash_slots = threading.BoundedSemaphore(settings.hash_concurrency)
         app.state.hasher = hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost_kib,
@@ -52,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
-    # First: /v1/users/me must not be taken for /v1/users/{user_id}.
+    # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
     app.include_router(accounts.router)
     app.include_router(api.router)
     app.add_middleware(RequestIdMiddleware)

@@ -2,19 +2,33 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema, model_validator
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
+from saga import Storable
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable]
+Password = Annotated[str, Field(min_length=1, max_length=1024), Storable]
+# Read laxly on purpose: the contract sends "False" and "True" as strings. Documented as such.
+LaxBool = Annotated[
+    bool,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "enum": ["true", "false", "True", "False", "1", "0", "yes", "no", "on", "off"]},
+                {"type": "integer", "enum": [0, 1]},
+            ]
+        }
+    ),
+]
 
 
 class RegisterRequest(BaseModel):
     email: EmailStr = Field(max_length=320)
     first_name: Name
     last_name: Name
-    # Lax parsing on purpose: the contract sends "False" and "True" as strings.
-    active: bool = True
-    password: str = Field(min_length=1, max_length=1024)
+    active: LaxBool = True
+    password: Password
 
 
 class UserOut(BaseModel):
@@ -68,7 +82,7 @@ class ErrorOut(BaseModel):
 
 class LoginRequest(BaseModel):
     # Any string: whatever is wrong with it, the answer is the same 401 as for a wrong password.
-    email: str = Field(min_length=1, max_length=320)
+    email: Annotated[str, Field(min_length=1, max_length=320), Storable]
     password: Password
 
 
@@ -81,11 +95,11 @@ class TokenOut(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096), Storable]
 
 
 class LogoutRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=4096, description="the session (token family) to end")
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096, description="the session (token family) to end"), Storable]
 
 
 class MeUpdate(BaseModel):

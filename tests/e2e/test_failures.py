@@ -116,6 +116,28 @@ def test_a_registration_accepted_while_redis_is_down_completes_when_it_is_back(s
     assert client.get(system.url("users", "/readyz")).status_code == 200
 
 
+def test_redis_going_down_while_a_step_runs_does_not_compensate_the_step(system: Stack, client: httpx.Client) -> None:
+    # The worker publishes the next step after its task succeeded, with Redis down; it keeps
+    # trying (saga/_app.py), and whatever is lost the watchdog re-drives.
+    email = unique_email(f"slow-{Step.RECORD_ADDRESS}")  # the step is still running after the API's wait
+    accepted = register(client, system, email)
+    assert accepted.status_code == 202, accepted.text
+    saga_id = accepted.json()["saga"]["id"]
+    system.stop_redis()
+    try:
+        # The step finishes while Redis is down and its worker keeps trying to publish the next one.
+        wait_until(
+            lambda: system.query("emails", "SELECT state FROM saga_step_log WHERE saga_id = %s", saga_id) == [("done",)],
+            what="the step to finish while Redis is down",
+        )
+    finally:
+        system.start_redis()
+    saga = wait_for_saga(client, system, saga_id, "completed", "failed")
+    assert saga["status"] == "completed"
+    assert _ledger(system, "profile", saga_id) == {"create_profile": "done"}
+    wait_until(lambda: system.mail_to(email), what="the welcome mail to arrive")
+
+
 def test_a_saga_whose_worker_was_killed_mid_step_completes_once_it_is_back(system: Stack, client: httpx.Client) -> None:
     email = unique_email(f"slow-{Step.CREATE_PROFILE}")  # the step stalls long enough to kill its worker
     accepted = register(client, system, email)

@@ -50,6 +50,7 @@ def test_send_queues_a_message_on_the_emails_queue(emails: TestClient, clean: St
         {"user_id": 1, "subject": "", "body": "x"},
         {"user_id": 1, "subject": "s", "body": ""},
         {"user_id": 0, "subject": "s", "body": "x"},
+        {"user_id": 1, "subject": "s", "body": "nul\u0000"},
     ],
 )
 def test_invalid_mail_is_refused_with_422(emails: TestClient, body: dict) -> None:

@@ -51,6 +51,8 @@ def test_profiles_and_subscriptions(profile: TestClient) -> None:
         ("/v1/profile/add/", {"user_id": 1, "account_type": -1, "iban": "XX1111"}, 422),
         ("/v1/profile/add/", {"user_id": 1, "account_type": 0, "iban": "not an iban"}, 422),
         ("/v1/profile/add/", {"user_id": "one", "account_type": 0, "iban": "XX1111"}, 422),
+        ("/v1/profile/add/", {"user_id": 1, "account_type": False, "iban": "XX1111"}, 422),  # found by schemathesis
+        ("/v1/subscription/add/", {"user_id": True}, 422),
         ("/v1/subscription/add/", {"user_id": 9}, 404),
         ("/v1/subscription/add/", {}, 422),
     ],
@@ -65,3 +67,9 @@ def test_unknown_users_are_404(profile: TestClient) -> None:
     assert profile.get("/v1/profile/3").json() == {"detail": "user not found"}
     assert profile.get("/v1/subscription/3").json() == {"detail": "user not found"}
     assert profile.get("/v1/profile/99999999999").status_code == 422
+
+
+def test_a_wrong_method_on_a_known_path_is_405(profile: TestClient) -> None:
+    # Found by schemathesis: GET /v1/profile/add/ used to be read as the profile of user "add".
+    assert profile.get("/v1/profile/add/").status_code == 405
+    assert profile.get("/v1/subscription/add").status_code == 405

@@ -1,0 +1,10 @@
+"""The Celery app Flower watches: ``celery -A saga.flower flower`` (reads BROKER_URL).
+
+It knows the three queues, so Flower's broker page lists them; it imports no service.
+"""
+
+import os
+
+from ._app import create_celery_app
+
+app = create_celery_app("flower", os.environ["BROKER_URL"])

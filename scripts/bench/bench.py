@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Benchmarks: figures beside a ceiling measured in the same run, written to BENCHMARKS.md.
+
+    make bench                 # or: .venv/bin/python scripts/bench/bench.py [--seconds 20]
+
+Starts the system as the README's no-Docker run does (the Procfile's processes, on the test
+stack's ports, failpoints off, default settings), drives it with wrk (Lua scripts beside this
+file), reads saga timings from the users database, and stops what it started.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.stack import Stack, wait_until  # noqa: E402
+
+LUA = Path(__file__).resolve().parent
+PASSWORD = "x"  # noqa: S105  # what the contract registers with
+
+
+def wrk(url: str, script: str, *, connections: int, seconds: float, threads: int = 2, env: dict[str, str] | None = None) -> dict:
+    command = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(LUA / script),
+        url,
+    ]
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, env={**os.environ, "BENCH_LUA_DIR": str(LUA), **(env or {})}
+    ).stdout
+    figures = json.loads(re.search(r"^WRK_JSON (.*)$", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    figures["rps"] = figures["requests"] / figures["duration_s"]
+    figures["command"] = " ".join(command)
+    return figures
+
+
+def _hash_for(seconds: float, params: dict[str, int]) -> int:
+    from argon2 import PasswordHasher
+
+    hasher = PasswordHasher(**params)
+    done, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        hasher.hash(PASSWORD)
+        done += 1
+    return done
+
+
+def argon2_ceiling(params: dict[str, int], seconds: float) -> float:
+    """Argon2id hashes per second with the service's parameters, on every core."""
+    cores = os.cpu_count() or 1
+    with multiprocessing.Pool(cores) as pool:
+        counts = pool.starmap(_hash_for, [(seconds, params)] * cores)
+    return sum(counts) / seconds
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def db_now(stack: Stack) -> float:
+    return float(stack.query("users", "SELECT extract(epoch FROM now())")[0][0])  # type: ignore[arg-type]
+
+
+def saga_figures(stack: Stack, run: str, start: float, end: float) -> dict:
+    """For this run's registrations: completions inside the window and accept-to-completed latency."""
+    rows = stack.query(
+        "users",
+        "SELECT s.status, extract(epoch FROM s.created_at), extract(epoch FROM p.updated_at) "
+        "FROM saga s JOIN user_account u ON u.id = s.user_id "
+        "JOIN saga_step p ON p.saga_id = s.id AND p.step = 'complete_registration' "
+        "WHERE u.email LIKE %s",
+        f"bench-{run}-%",
+    )
+    completed = [(float(c), float(p)) for status, c, p in rows if status == "completed"]  # type: ignore[arg-type]
+    latencies = [(p - c) * 1000 for c, p in completed]
+    in_window = sum(1 for _, p in completed if start <= p <= end)
+    return {
+        "accepted": len(rows),
+        "completed": len(completed),
+        "completed_per_s": in_window / (end - start),
+        "saga_p50_ms": percentile(latencies, 50),
+        "saga_p95_ms": percentile(latencies, 95),
+        "saga_p99_ms": percentile(latencies, 99),
+    }
+
+
+def registration_run(stack: Stack, connections: int, seconds: float, delay_ms: float = 0) -> dict:
+    run = uuid.uuid4().hex[:8]
+    start = db_now(stack)
+    figures = wrk(
+        stack.url("users", "/v1/register/"),
+        "register.lua",
+        connections=connections,
+        seconds=seconds,
+        env={"BENCH_RUN": run, "WRK_DELAY_MS": str(int(delay_ms))},
+    )
+    end = db_now(stack)
+    # Let the sagas still in flight finish before reading their latencies.
+    wait_until(
+        lambda: not stack.query("users", "SELECT 1 FROM saga WHERE status IN ('running', 'compensating') LIMIT 1"),
+        timeout=120,
+        interval=0.5,
+        what="the run's sagas to finish",
+    )
+    return {"connections": connections, "delay_ms": delay_ms, **figures, **saga_figures(stack, run, start, end)}
+
+
+def mail_run(stack: Stack, seconds: float) -> dict:
+    before = stack.query("emails", "SELECT coalesce(max(id), 0) FROM message")[0][0]
+    figures = wrk(stack.url("emails", "/v1/emails/send/"), "send.lua", connections=4, seconds=seconds)
+    wait_until(
+        lambda: not stack.query("emails", "SELECT 1 FROM message WHERE id > %s AND status = 'queued' LIMIT 1", before),
+        timeout=300,
+        interval=0.5,
+        what="every message to be delivered",
+    )
+    [(count, first, last)] = stack.query(
+        "emails",
+        "SELECT count(*), extract(epoch FROM min(created_at)), extract(epoch FROM max(sent_at)) FROM message WHERE id > %s",
+        before,
+    )
+    delivered = int(count)  # type: ignore[call-overload]
+    return {**figures, "delivered": delivered, "delivered_per_s": delivered / (float(last) - float(first))}  # type: ignore[arg-type]
+
+
+def plot(levels: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)
+    rates = [level["completed_per_s"] for level in levels]
+    for key, label in (("p50_ms", "POST p50"), ("p95_ms", "POST p95"), ("saga_p50_ms", "saga p50"), ("saga_p95_ms", "saga p95")):
+        axis.plot(rates, [level[key] for level in levels], marker="o", label=label)
+    for level, rate in zip(levels, rates, strict=True):
+        axis.annotate(f"c={level['connections']}", (rate, level["p95_ms"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axis.set_xlabel("completed registrations per second")
+    axis.set_ylabel("latency (ms)")
+    axis.set_title("Registration latency against load (2 cores, wrk closed loop)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20, help="length of each measured run")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    seconds = args.seconds
+
+    stack = Stack()
+    # As a user runs it: no failpoints, the services' default settings.
+    for name in ("SAGA_FAILPOINTS", "USERS_SAGA_STALE_AFTER_SECONDS", "USERS_RELAY_INTERVAL_SECONDS", "EMAILS_RETRY_BACKOFF_MAX_SECONDS"):
+        stack.env.pop(name, None)
+    stack.start_infra()
+    stack.reset_data()
+    stack.start_all()
+    results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "seconds": seconds}
+    try:
+        from users_svc.config import Settings
+
+        defaults = Settings(database_url="-", broker_url="-")
+        params = {
+            "time_cost": defaults.argon2_time_cost,
+            "memory_cost": defaults.argon2_memory_cost_kib,
+            "parallelism": defaults.argon2_parallelism,
+        }
+        results["argon2_params"] = params
+        print("argon2 ceiling ...", flush=True)
+        results["argon2_per_s"] = argon2_ceiling(params, seconds / 2)
+
+        print("registration: latency against load ...", flush=True)
+        levels = [registration_run(stack, c, seconds / 2) for c in (1, 2, 4, 8)]
+        results["levels"] = levels
+        print("registration: sustained ...", flush=True)
+        sustained = registration_run(stack, 8, seconds)
+        results["sustained"] = sustained
+        half = sustained["completed_per_s"] / 2
+        # Two paced connections offering about half the sustained rate.
+        delay = max(0.0, 1000 * 2 / half - levels[0]["p50_ms"])
+        print(f"registration: at half the sustained rate (delay {delay:.0f} ms) ...", flush=True)
+        results["half"] = registration_run(stack, 2, seconds, delay_ms=delay)
+
+        # Reads: the users seeded above exist; user 1 has a profile.
+        print("reads ...", flush=True)
+        reads = {}
+        for label, service, path in (
+            ("constant (users /healthz)", "users", "/healthz"),
+            ("GET /v1/users/1", "users", "/v1/users/1"),
+            ("GET /v1/profile/1", "profile", "/v1/profile/1"),
+        ):
+            reads[label] = {"direct": wrk(stack.url(service, path), "get.lua", connections=16, seconds=seconds / 2)}
+            if path != "/healthz":
+                reads[label]["gateway"] = wrk(stack.url("gateway", path), "get.lua", connections=16, seconds=seconds / 2)
+        results["reads"] = reads
+
+        print("mail ...", flush=True)
+        results["mail"] = mail_run(stack, seconds / 4)
+    finally:
+        stack.stop_all()
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_name("benchmarks.json").write_text(json.dumps(results, indent=2, default=str))
+    plot(results["levels"], args.out.with_name("benchmarks-latency.png"))
+    write_results(args.out, render(results))
+    print(args.out.read_text())
+    return 0
+
+
+BEGIN, END = "<!-- results: written by scripts/bench/bench.py -->", "<!-- end of results -->"
+
+
+def write_results(path: Path, results: str) -> None:
+    """Replace the results between the markers, keeping the hand-written analysis around them."""
+    block = f"{BEGIN}\n{results}\n{END}"
+    text = path.read_text() if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        path.write_text(block + "\n")
+        return
+    path.write_text(text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :])
+
+
+def render(r: dict) -> str:
+    s, half, ceiling = r["sustained"], r["half"], r["argon2_per_s"]
+    ratio = s["completed_per_s"] / ceiling
+    reads = r["reads"]
+    constant = reads["constant (users /healthz)"]["direct"]["rps"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` (`scripts/bench/bench.py --seconds {r['seconds']:g}`) on {r['date']}, on this "
+        f"{r['cores']}-core machine, with the load generator (wrk) on the same cores as the system. Every figure "
+        "stands beside a ceiling measured in the same run. The system runs as `make run` runs it (the Procfile: "
+        "one uvicorn process per API, two prefork children per worker), failpoints off, default settings.",
+        "",
+        "## Registration",
+        "",
+        f"Ceiling: Argon2id with the service's parameters ({r['argon2_params']}) on all cores: **{ceiling:.1f} hashes/s**.",
+        "",
+        "| load | completed registrations/s | POST p50 / p95 / p99 (ms) | accept-to-completed saga p50 / p95 / p99 (ms) |",
+        "|---|---|---|---|",
+    ]
+    for label, run in [(f"{lvl['connections']} connections", lvl) for lvl in r["levels"]] + [
+        ("**sustained** (8 connections)", s),
+        (f"half the sustained rate (2 connections, {half['delay_ms']:.0f} ms pause)", half),
+    ]:
+        lines.append(
+            f"| {label} | {run['completed_per_s']:.1f} | {run['p50_ms']:.0f} / {run['p95_ms']:.0f} / {run['p99_ms']:.0f} | "
+            f"{run['saga_p50_ms']:.0f} / {run['saga_p95_ms']:.0f} / {run['saga_p99_ms']:.0f} |"
+        )
+    lines += [
+        "",
+        f"- Sustained completed registrations: **{s['completed_per_s']:.1f}/s = {ratio:.0%} of the hash ceiling** "
+        f"(target ≥ 60%: {'met' if ratio >= 0.6 else 'missed'}).",
+        f"- Saga p50 at half the sustained rate: **{half['saga_p50_ms']:.0f} ms** "
+        f"(target < 100 ms: {'met' if half['saga_p50_ms'] < 100 else 'missed'}).",
+        "",
+        "![latency against load](benchmarks-latency.png)",
+        "",
+        "## Reads (16 connections)",
+        "",
+        "| endpoint | direct req/s | p99 (ms) | through the gateway req/s | p99 (ms) | gateway cost | share of the constant ceiling |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, runs in reads.items():
+        direct = runs["direct"]
+        gateway = runs.get("gateway")
+        cost = f"{1 - gateway['rps'] / direct['rps']:.0%}" if gateway else "-"
+        lines.append(
+            f"| {label} | {direct['rps']:.0f} | {direct['p99_ms']:.1f} | "
+            f"{gateway['rps']:.0f} | {gateway['p99_ms']:.1f} | {cost} | {direct['rps'] / constant:.0%} |"
+            if gateway
+            else f"| {label} | {direct['rps']:.0f} | {direct['p99_ms']:.1f} | - | - | - | 100% |"
+        )
+    users_share = reads["GET /v1/users/1"]["direct"]["rps"] / constant
+    profile_share = reads["GET /v1/profile/1"]["direct"]["rps"] / constant
+    worst_gateway = max(1 - runs["gateway"]["rps"] / runs["direct"]["rps"] for runs in reads.values() if "gateway" in runs)
+    lines += [
+        "",
+        f"- DB-backed reads at {users_share:.0%} and {profile_share:.0%} of the constant endpoint "
+        f"(target ≥ 50%: {'met' if min(users_share, profile_share) >= 0.5 else 'missed'}).",
+        f"- The gateway costs at most {worst_gateway:.0%} (target ≤ 15%: {'met' if worst_gateway <= 0.15 else 'missed'}).",
+        "",
+        "## Mail",
+        "",
+        f"`POST /v1/emails/send/` with 4 connections for {r['seconds'] / 4:g} s: {r['mail']['requests']} messages accepted "
+        f"({r['mail']['rps']:.0f}/s, p99 {r['mail']['p99_ms']:.0f} ms); delivered to the SMTP server at "
+        f"**{r['mail']['delivered_per_s']:.1f} messages/s** from the first acceptance to the last delivery.",
+        "",
+        "## Commands",
+        "",
+        "Each run's exact wrk command line (the Lua scripts are in `scripts/bench/`):",
+        "",
+        "```",
+        s["command"],
+        half["command"] + f"   # WRK_DELAY_MS={half['delay_ms']:.0f}",
+        *(runs["direct"]["command"] for runs in reads.values()),
+        r["mail"]["command"],
+        "```",
+        "",
+        "Raw figures: `benchmarks.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+-- wrk: plain GETs of the URL given.
+
+dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
