@@ -14,6 +14,7 @@ from saga import (
     broker_ready,
     configure_logging,
     database_ready,
+    token_security,
     warn_if_development_key,
 )
 
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(title="profile", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
-    app.include_router(router)
+    # The bearer scheme is in the OpenAPI docs only when tokens are required.
+    app.include_router(router, dependencies=token_security(settings.require_access_token))
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

@@ -11,11 +11,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 import redis
-from fastapi import HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 log = logging.getLogger("saga.tokens")
@@ -129,18 +129,25 @@ def verified_claims(verifier: AccessTokenVerifier, credentials: HTTPAuthorizatio
         raise unauthorized("invalid or expired token") from None
 
 
-def token_subject(request: Request, credentials: BearerCredentials) -> int | None:
+async def token_subject(request: Request) -> int | None:
     """The user id an access token speaks for; None when the service does not require tokens.
 
-    A service that requires them sets ``app.state.token_verifier``; one that does not leaves it None.
+    A service that requires them sets ``app.state.token_verifier``; one that does not leaves it
+    None. The scheme is read here rather than declared, so that the OpenAPI docs show it only
+    where it is required (see ``token_security``).
     """
     verifier: AccessTokenVerifier | None = request.app.state.token_verifier
     if verifier is None:
         return None
-    return verified_claims(verifier, credentials).sub
+    return verified_claims(verifier, await bearer_scheme(request)).sub
 
 
-TokenSubject = Annotated[int | None, Security(token_subject)]
+TokenSubject = Annotated[int | None, Depends(token_subject)]
+
+
+def token_security(required: bool) -> list[Any]:
+    """Router dependencies that put the bearer scheme in the OpenAPI docs, when tokens are required."""
+    return [Security(bearer_scheme)] if required else []
 
 
 def ensure_owner(subject: int | None, user_id: int) -> None:

@@ -241,3 +241,10 @@ def test_the_openapi_docs_show_the_bearer_scheme(users: TestClient) -> None:
         assert spec["paths"]["/v1/users/me"][method]["security"] == [{"HTTPBearer": []}]
     assert spec["paths"]["/v1/auth/logout"]["post"]["security"] == [{"HTTPBearer": []}]
     assert {"/v1/auth/login", "/v1/auth/refresh", "/v1/users/restore", "/v1/sagas/{saga_id}"} <= set(spec["paths"])
+
+
+def test_a_405_names_every_method_the_path_allows(users: TestClient) -> None:
+    response = users.request("OPTIONS", "/v1/users/me")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "DELETE, GET, PATCH"
+    assert users.put("/v1/auth/login").headers["Allow"] == "POST"

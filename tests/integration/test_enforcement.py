@@ -130,11 +130,19 @@ def test_without_the_setting_no_token_is_needed(profile: TestClient, emails: Tes
     assert emails.post("/v1/emails/send/", json={"user_id": 1, "subject": "s", "body": "b"}).status_code == 202
 
 
-def test_the_openapi_docs_show_the_bearer_scheme(profile: TestClient, emails: TestClient) -> None:
-    for client, path, method in ((profile, "/v1/profile/{user_id}", "get"), (emails, "/v1/emails/send/", "post")):
-        spec = client.get("/openapi.json").json()
+def test_the_openapi_docs_show_the_bearer_scheme_only_when_required(
+    profile: TestClient, emails: TestClient, guarded_profile: TestClient, guarded_emails: TestClient
+) -> None:
+    for guarded, free, path, method in (
+        (guarded_profile, profile, "/v1/profile/{user_id}", "get"),
+        (guarded_emails, emails, "/v1/emails/send/", "post"),
+    ):
+        spec = guarded.get("/openapi.json").json()
         assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
         assert spec["paths"][path][method]["security"] == [{"HTTPBearer": []}]
+        spec = free.get("/openapi.json").json()
+        assert "security" not in spec["paths"][path][method]
+        assert "securitySchemes" not in spec.get("components", {})
 
 
 @pytest.mark.parametrize("module", ["profile_svc", "emails_svc"])
