@@ -3,18 +3,27 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from sqlalchemy.orm import Session, sessionmaker
 
+from saga import TokenSubject, ensure_owner
+
 from . import mailer
 from .models import DeliveryStatus, Message, MessageKind, Recipient
 from .outbox import publish_pending
 from .schemas import ErrorOut, MessageOut, SendRequest
 
 router = APIRouter(prefix="/v1")
+# 401 and 403 only when EMAILS_REQUIRE_ACCESS_TOKEN is on.
+ERRORS = {
+    404: {"model": ErrorOut},
+    401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
+    403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
+}
 
 
-@router.post("/emails/send/", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut, responses={404: {"model": ErrorOut}})
+@router.post("/emails/send/", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut, responses=ERRORS)
 @router.post("/emails/send", include_in_schema=False, status_code=status.HTTP_202_ACCEPTED)
-def send_email(body: SendRequest, request: Request, response: Response) -> MessageOut:
+def send_email(body: SendRequest, request: Request, response: Response, subject: TokenSubject) -> MessageOut:
     """Queue a message to a registered user; its delivery state is at the returned URL."""
+    ensure_owner(subject, body.user_id)
     make_session: sessionmaker[Session] = request.app.state.sessions
     sender = request.app.state.settings.mail_from
     with make_session.begin() as session:
@@ -39,11 +48,12 @@ def send_email(body: SendRequest, request: Request, response: Response) -> Messa
     return MessageOut.model_validate(message)
 
 
-@router.get("/emails/{message_id:int}", response_model=MessageOut, responses={404: {"model": ErrorOut}})
+@router.get("/emails/{message_id:int}", response_model=MessageOut, responses=ERRORS)
 @router.get("/emails/{message_id:int}/", include_in_schema=False)
-def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request) -> MessageOut:
+def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, subject: TokenSubject) -> MessageOut:
     with request.app.state.reads() as session:
         message = session.get(Message, message_id)
     if message is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "message not found")
+    ensure_owner(subject, message.user_id)
     return MessageOut.model_validate(message)

@@ -1,6 +1,10 @@
 from functools import cache
+from typing import Literal, Self
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from saga import DEV_SIGNING_KEY, check_signing_key
 
 
 class Settings(BaseSettings):
@@ -18,6 +22,18 @@ class Settings(BaseSettings):
     # Undelivered mail is retried with exponential backoff up to this delay, for ever.
     retry_backoff_max_seconds: int = 60
     relay_interval_seconds: float = 2.0
+    environment: Literal["development", "production"] = "development"
+    # On: sending and reading mail wants an access token whose subject is the user addressed (401/403).
+    # Off by default, as the contract's scripts call these endpoints without tokens.
+    require_access_token: bool = False
+    # The users service's signing key (USERS_JWT_SIGNING_KEY): tokens are verified here, locally.
+    jwt_signing_key: str = DEV_SIGNING_KEY
+
+    @model_validator(mode="after")
+    def _signing_key_fits_the_environment(self) -> Self:
+        if self.require_access_token:
+            check_signing_key(self.jwt_signing_key, self.environment)
+        return self
 
 
 @cache

@@ -2,6 +2,7 @@
 
 import smtplib
 import ssl
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
@@ -18,12 +19,19 @@ _templates = Environment(
 )
 
 WELCOME_SUBJECT = "Welcome aboard"
+GOODBYE_SUBJECT = "Your account is being deleted"
 
 
 def render_welcome(first_name: str, email: str) -> tuple[str, str]:
     """The welcome mail's plain-text and HTML bodies."""
     context = {"first_name": first_name, "email": email}
     return _templates.get_template("welcome.txt").render(context), _templates.get_template("welcome.html").render(context)
+
+
+def render_goodbye(first_name: str, email: str, restore_until: datetime) -> tuple[str, str]:
+    """The goodbye mail: worded to stay true if the deletion fails and is undone after it was sent."""
+    context = {"first_name": first_name, "email": email, "restore_until": restore_until.astimezone(UTC).strftime("%d %B %Y, %H:%M UTC")}
+    return _templates.get_template("goodbye.txt").render(context), _templates.get_template("goodbye.html").render(context)
 
 
 def compose(*, sender: str, to_address: str, to_name: str, subject: str, text: str, html: str | None, message_id: str) -> EmailMessage:

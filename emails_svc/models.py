@@ -22,6 +22,7 @@ class Base(DeclarativeBase):
 
 class MessageKind(StrEnum):
     WELCOME = "welcome"
+    GOODBYE = "goodbye"
     CUSTOM = "custom"
 
 
@@ -32,7 +33,7 @@ class DeliveryStatus(StrEnum):
 
 
 class Recipient(Base):
-    """A user's address, learnt from the registration saga."""
+    """A user's address, learnt from the registration saga; forgotten when the account is deleted."""
 
     __tablename__ = "recipient"
 
@@ -47,7 +48,7 @@ class Recipient(Base):
 class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
-        # One welcome mail per saga, however often its step is delivered.
+        # One welcome (or goodbye) mail per saga, however often its step is delivered.
         Index("uq_message_saga_id_kind", "saga_id", "kind", unique=True, postgresql_where=text("saga_id IS NOT NULL")),
         Index("ix_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     )

@@ -1,4 +1,4 @@
-"""The emails worker: records and forgets addresses for the saga, and delivers mail over SMTP.
+"""The emails worker: records and forgets addresses for the sagas, and delivers mail over SMTP.
 
 Run: celery -A emails_svc.tasks worker -Q emails
 """
@@ -14,12 +14,28 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import RegistrationPayload, SagaTask, Step, TaskName, claim_step, create_celery_app, failpoint, tombstone_step
+from saga import (
+    DeletionPayload,
+    DeletionStep,
+    PurgePayload,
+    PurgeStep,
+    RegistrationPayload,
+    RestoreStep,
+    SagaTask,
+    Step,
+    TaskName,
+    claim_step,
+    compensate_step,
+    create_celery_app,
+    failpoint,
+    tombstone_step,
+)
 
 from . import mailer
 from .config import get_settings
 from .db import make_sessionmaker
 from .models import DeliveryStatus, Message, MessageKind, Recipient, SagaStepLog
+from .outbox import publish_pending
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -33,6 +49,10 @@ _DELIVERY_RETRY = {
     "retry_backoff": 1,
     "retry_backoff_max": settings.retry_backoff_max_seconds,
 }
+
+
+_STEP_RETRY = {"autoretry_for": TRANSIENT_DB, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
+_RETRY_FOREVER = {"autoretry_for": TRANSIENT_DB, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
 
 
 class AddressConflict(Exception):
@@ -119,6 +139,95 @@ def send_welcome_email(saga_id: str, user_id: int) -> None:
 @celery_app.task(name=TaskName.DELIVER_MESSAGE, **_DELIVERY_RETRY)
 def deliver_message(message_id: int) -> None:
     deliver(message_id)
+
+
+# --- the account sagas ----------------------------------------------------------------------
+
+
+@celery_app.task(name=TaskName.SEND_GOODBYE_EMAIL, base=SagaTask, step=DeletionStep.SEND_GOODBYE_EMAIL, **_STEP_RETRY)
+def send_goodbye_email(saga_id: str, payload: dict[str, object]) -> None:
+    """The deletion's first step: the goodbye mail, committed to this service's outbox.
+
+    The step is done once the message is stored with its address (before the next steps forget
+    it); delivery goes on through the outbox and ``deliver_message``, retried until the SMTP
+    server takes it, so an SMTP outage does not hold the deletion up. One message per saga.
+    """
+    user = DeletionPayload.model_validate(payload)
+    saga = uuid.UUID(saga_id)
+    with sessions().begin() as session:
+        failpoint(DeletionStep.SEND_GOODBYE_EMAIL, user.email)
+        text, html = mailer.render_goodbye(user.first_name, user.email, user.restore_until)
+        values = {
+            "user_id": user.user_id,
+            "kind": MessageKind.GOODBYE,
+            "saga_id": saga,
+            "to_address": user.email,
+            "to_name": f"{user.first_name} {user.last_name}",
+            "subject": mailer.GOODBYE_SUBJECT,
+            "body_text": text,
+            "body_html": html,
+            "smtp_message_id": mailer.new_message_id(settings.mail_from),
+        }
+        session.execute(
+            insert(Message)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["saga_id", "kind"], index_where=Message.saga_id.is_not(None))
+        )
+        message_id = session.scalar(select(Message.id).where(Message.saga_id == saga, Message.kind == MessageKind.GOODBYE))
+    publish_pending(sessions(), celery_app, message_id=message_id)  # if this fails, the relay publishes it
+
+
+@celery_app.task(name=TaskName.ERASE_ADDRESS, base=SagaTask, step=DeletionStep.ERASE_ADDRESS, **_STEP_RETRY)
+def erase_address(saga_id: str, payload: dict[str, object]) -> None:
+    """Forget the user's address: no mail can be sent to a deleted account."""
+    user = DeletionPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), DeletionStep.ERASE_ADDRESS):
+            return
+        failpoint(DeletionStep.ERASE_ADDRESS, user.email)
+        session.execute(delete(Recipient).where(Recipient.user_id == user.user_id))
+
+
+@celery_app.task(name=TaskName.UNDO_ERASE_ADDRESS, base=SagaTask, **_RETRY_FOREVER)
+def undo_erase_address(saga_id: str, payload: dict[str, object]) -> None:
+    user = DeletionPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if compensate_step(session, SagaStepLog, uuid.UUID(saga_id), DeletionStep.ERASE_ADDRESS):
+            _remember(session, user, uuid.UUID(saga_id))
+
+
+@celery_app.task(name=TaskName.RECALL_ADDRESS, base=SagaTask, step=RestoreStep.RECALL_ADDRESS, **_STEP_RETRY)
+def recall_address(saga_id: str, payload: dict[str, object]) -> None:
+    """A restored account's address, learnt again from the users service."""
+    user = RegistrationPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RestoreStep.RECALL_ADDRESS):
+            return
+        failpoint(RestoreStep.RECALL_ADDRESS, user.email)
+        _remember(session, user, uuid.UUID(saga_id))
+
+
+@celery_app.task(name=TaskName.UNDO_RECALL_ADDRESS, base=SagaTask, **_RETRY_FOREVER)
+def undo_recall_address(saga_id: str, payload: dict[str, object]) -> None:
+    user = RegistrationPayload.model_validate(payload)
+    saga = uuid.UUID(saga_id)
+    with sessions().begin() as session:
+        if compensate_step(session, SagaStepLog, saga, RestoreStep.RECALL_ADDRESS):
+            session.execute(delete(Recipient).where(Recipient.user_id == user.user_id, Recipient.saga_id == saga))
+
+
+@celery_app.task(name=TaskName.PURGE_ADDRESS, base=SagaTask, step=PurgeStep.PURGE_ADDRESS, **_RETRY_FOREVER)
+def purge_address(saga_id: str, payload: dict[str, object]) -> None:
+    """The restore period ended: the address and every message to the user go for good."""
+    user = PurgePayload.model_validate(payload)
+    with sessions().begin() as session:
+        session.execute(delete(Recipient).where(Recipient.user_id == user.user_id))
+        session.execute(delete(Message).where(Message.user_id == user.user_id))
+
+
+def _remember(session: Session, user: RegistrationPayload, saga: uuid.UUID) -> None:
+    values = {"user_id": user.user_id, "email": user.email, "first_name": user.first_name, "last_name": user.last_name, "saga_id": saga}
+    session.execute(insert(Recipient).values(**values).on_conflict_do_update(index_elements=[Recipient.user_id], set_=values))
 
 
 def deliver(message_id: int) -> None:

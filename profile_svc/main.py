@@ -3,9 +3,20 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import FastAPI, Request
 
-from saga import RequestIdMiddleware, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
+from saga import (
+    AccessTokenVerifier,
+    RequestIdMiddleware,
+    add_error_handlers,
+    add_probes,
+    broker_ready,
+    configure_logging,
+    database_ready,
+    token_security,
+    warn_if_development_key,
+)
 
 from .api import router
 from .config import Settings, get_settings
@@ -20,11 +31,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessions = make_sessionmaker(settings.database_url)
         app.state.reads = reads_of(app.state.sessions)
+        app.state.token_verifier = None
+        token_state = None
+        if settings.require_access_token:
+            warn_if_development_key(settings.jwt_signing_key, "PROFILE_JWT_SIGNING_KEY")
+            token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+            app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
         yield
+        if token_state is not None:
+            token_state.close()
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(title="profile", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
-    app.include_router(router)
+    # The bearer scheme is in the OpenAPI docs only when tokens are required.
+    app.include_router(router, dependencies=token_security(settings.require_access_token))
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

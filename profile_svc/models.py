@@ -30,6 +30,8 @@ class Profile(Base):
     account_type: Mapped[int | None] = mapped_column(SmallInteger)
     iban: Mapped[str | None] = mapped_column(String(34))
     saga_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # Set while the account is deleted: hidden, kept with its subscription for a restore, then purged.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 

@@ -1,9 +1,12 @@
-"""The profile worker: creates the profile in the registration saga, and removes it to compensate.
+"""The profile worker: creates the profile in the registration saga (and removes it to compensate),
+archives, restores and purges it in the account sagas.
 
 Run: celery -A profile_svc.tasks worker -Q profile
 """
 
+import logging
 import uuid
+from datetime import UTC, datetime
 from functools import cache
 
 from celery.signals import worker_process_init
@@ -11,15 +14,34 @@ from sqlalchemy import delete
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import RegistrationPayload, SagaTask, Step, TaskName, claim_step, create_celery_app, failpoint, tombstone_step
+from saga import (
+    DeletionPayload,
+    DeletionStep,
+    PurgePayload,
+    PurgeStep,
+    RegistrationPayload,
+    RestoreStep,
+    SagaTask,
+    Step,
+    TaskName,
+    claim_step,
+    compensate_step,
+    create_celery_app,
+    failpoint,
+    tombstone_step,
+)
 
 from .config import get_settings
 from .db import make_sessionmaker
 from .models import Profile, SagaStepLog
 
+log = logging.getLogger(__name__)
 celery_app = create_celery_app("profile", get_settings().broker_url)
 
 TRANSIENT = (OperationalError, InterfaceError)
+# Forward steps retry transient faults a few times, then fail (and compensate); compensations never give up.
+_STEP_RETRY = {"autoretry_for": TRANSIENT, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
+_RETRY_FOREVER = {"autoretry_for": TRANSIENT, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
 
 
 class ProfileConflict(Exception):
@@ -65,3 +87,58 @@ def remove_profile(saga_id: str, user_id: int) -> None:
     with sessions().begin() as session:
         tombstone_step(session, SagaStepLog, saga, Step.CREATE_PROFILE)
         session.execute(delete(Profile).where(Profile.user_id == user_id, Profile.saga_id == saga))
+
+
+# --- the account sagas: a deleted account's profile is archived (hidden, kept), restored, then purged
+
+
+def _set_archived(session: Session, user_id: int, archived: bool) -> None:
+    profile = session.get(Profile, user_id, with_for_update=True)
+    if profile is None:
+        log.warning("user %s has no profile to %s", user_id, "archive" if archived else "restore")
+        return
+    profile.archived_at = datetime.now(UTC) if archived else None
+
+
+@celery_app.task(name=TaskName.ARCHIVE_PROFILE, base=SagaTask, step=DeletionStep.ARCHIVE_PROFILE, **_STEP_RETRY)
+def archive_profile(saga_id: str, payload: dict[str, object]) -> None:
+    user = DeletionPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), DeletionStep.ARCHIVE_PROFILE):
+            return  # delivered twice: already done
+        failpoint(DeletionStep.ARCHIVE_PROFILE, user.email)
+        _set_archived(session, user.user_id, archived=True)
+
+
+@celery_app.task(name=TaskName.UNDO_ARCHIVE_PROFILE, base=SagaTask, **_RETRY_FOREVER)
+def undo_archive_profile(saga_id: str, payload: dict[str, object]) -> None:
+    user = DeletionPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if compensate_step(session, SagaStepLog, uuid.UUID(saga_id), DeletionStep.ARCHIVE_PROFILE):
+            _set_archived(session, user.user_id, archived=False)
+
+
+@celery_app.task(name=TaskName.RESTORE_PROFILE, base=SagaTask, step=RestoreStep.RESTORE_PROFILE, **_STEP_RETRY)
+def restore_profile(saga_id: str, payload: dict[str, object]) -> None:
+    user = RegistrationPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RestoreStep.RESTORE_PROFILE):
+            return
+        failpoint(RestoreStep.RESTORE_PROFILE, user.email)
+        _set_archived(session, user.user_id, archived=False)
+
+
+@celery_app.task(name=TaskName.UNDO_RESTORE_PROFILE, base=SagaTask, **_RETRY_FOREVER)
+def undo_restore_profile(saga_id: str, payload: dict[str, object]) -> None:
+    user = RegistrationPayload.model_validate(payload)
+    with sessions().begin() as session:
+        if compensate_step(session, SagaStepLog, uuid.UUID(saga_id), RestoreStep.RESTORE_PROFILE):
+            _set_archived(session, user.user_id, archived=True)
+
+
+@celery_app.task(name=TaskName.PURGE_PROFILE, base=SagaTask, step=PurgeStep.PURGE_PROFILE, **_RETRY_FOREVER)
+def purge_profile(saga_id: str, payload: dict[str, object]) -> None:
+    """The restore period ended: the profile and its subscription go for good (idempotent)."""
+    user = PurgePayload.model_validate(payload)
+    with sessions().begin() as session:
+        session.execute(delete(Profile).where(Profile.user_id == user.user_id, Profile.archived_at.is_not(None)))

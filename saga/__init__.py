@@ -1,39 +1,88 @@
-"""What crosses service boundaries: the Celery app, queue and task names, payloads, the saga."""
+"""What crosses service boundaries: the Celery app, queue and task names, payloads, the sagas, tokens."""
 
+from ._accounts import ACCOUNT_SAGAS, DELETION, PURGE, RESTORE, SagaDefinition
 from ._app import create_celery_app
 from ._failpoints import InjectedFault, failpoint
-from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, tombstone_step
-from ._names import Queue, Step, TaskName, queue_of
-from ._payloads import RegistrationPayload
+from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
+from ._names import DeletionStep, PurgeStep, Queue, RestoreStep, SagaKind, Step, TaskName, queue_of
+from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
 from ._service import RequestIdMiddleware, Storable, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
 from ._task import SagaTask
+from ._tokens import (
+    DEV_SIGNING_KEY,
+    AccessTokenVerifier,
+    BearerCredentials,
+    Claims,
+    InvalidToken,
+    TokenSubject,
+    TokenType,
+    check_signing_key,
+    decode_token,
+    encode_token,
+    ensure_owner,
+    new_claims,
+    revoked_key,
+    token_security,
+    unauthorized,
+    verified_claims,
+    warn_if_development_key,
+)
 
 __all__ = [
+    "ACCOUNT_SAGAS",
+    "DELETION",
+    "DEV_SIGNING_KEY",
     "PIVOT",
+    "PURGE",
+    "RESTORE",
+    "AccessTokenVerifier",
+    "BearerCredentials",
+    "Claims",
+    "DeletionPayload",
+    "DeletionStep",
     "InjectedFault",
+    "InvalidToken",
     "LedgerState",
+    "PurgePayload",
+    "PurgeStep",
     "Queue",
     "RegistrationPayload",
     "RequestIdMiddleware",
+    "RestoreStep",
     "SagaAborted",
+    "SagaDefinition",
+    "SagaKind",
     "SagaTask",
     "Step",
     "StepLedgerMixin",
     "Storable",
     "TaskName",
+    "TokenSubject",
+    "TokenType",
     "add_error_handlers",
     "add_probes",
     "broker_ready",
+    "check_signing_key",
     "claim_step",
+    "compensate_step",
     "compensation_chain",
     "configure_logging",
     "create_celery_app",
     "database_ready",
+    "decode_token",
+    "encode_token",
+    "ensure_owner",
     "failpoint",
+    "new_claims",
     "queue_of",
     "registration_saga",
+    "revoked_key",
     "step_task_id",
+    "token_security",
     "tombstone_step",
+    "unauthorized",
+    "verified_claims",
+    "warn_if_development_key",
     "welcome_chain",
 ]

@@ -51,3 +51,14 @@ def tombstone_step(session: Session, ledger: type[StepLedgerMixin], saga_id: uui
     """Mark the step compensated, whether or not it ever ran."""
     stmt = insert(ledger).values(saga_id=saga_id, step=step, state=LedgerState.COMPENSATED)
     session.execute(stmt.on_conflict_do_update(index_elements=[ledger.saga_id, ledger.step], set_={"state": LedgerState.COMPENSATED}))
+
+
+def compensate_step(session: Session, ledger: type[StepLedgerMixin], saga_id: uuid.UUID, step: str) -> bool:
+    """Tombstone the step; True if it was done and not compensated yet, so the caller undoes it now.
+
+    A compensation delivered twice, or one for a step that never ran, finds nothing to undo.
+    The row lock makes a concurrent duplicate wait and then see the tombstone.
+    """
+    state = session.scalar(select(ledger.state).where(ledger.saga_id == saga_id, ledger.step == step).with_for_update())
+    tombstone_step(session, ledger, saga_id, step)
+    return state == LedgerState.DONE

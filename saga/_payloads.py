@@ -1,10 +1,12 @@
 """Payloads that cross service boundaries (serialised as JSON by Celery)."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
 class RegistrationPayload(BaseModel):
-    """What the downstream services learn about a newly registered user."""
+    """What the downstream services learn about a user: at registration, and again at a restore."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -12,3 +14,17 @@ class RegistrationPayload(BaseModel):
     email: str
     first_name: str
     last_name: str
+
+
+class DeletionPayload(RegistrationPayload):
+    """The user whose account is being deleted, and until when it can be restored (for the goodbye mail)."""
+
+    restore_until: datetime
+
+
+class PurgePayload(BaseModel):
+    """The user whose deleted account's data is to be purged for good."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: int

@@ -83,6 +83,17 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return _AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _documented_methods(request: Request) -> set[str]:
+    """The methods the OpenAPI docs list for exactly this path (a template with no parameters)."""
+    operations = request.app.openapi().get("paths", {})
+    path = request.url.path.rstrip("/") or "/"
+    documented = operations.get(path, {}) | operations.get(f"{path}/", {})
+    return {method.upper() for method in documented if method in _HTTP_METHODS}
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """No input may produce a traceback: unknown faults are logged and answered in JSON."""
 
@@ -96,12 +107,23 @@ def add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             error = {"type": "json_invalid", "loc": ["body"], "msg": "the body is not valid UTF-8 JSON", "input": None}
             return _validation_error(RequestValidationError([error]))
+        if exc.status_code == 405:
+            # Starlette names only the first route whose path matches; a path served by several
+            # routes (GET, PATCH and DELETE /v1/users/me) allows the methods of them all.
+            headers = dict(exc.headers or {})
+            allowed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()} | _documented_methods(request)
+            exc.headers = {**headers, "Allow": ", ".join(sorted(allowed))}
         return await http_exception_handler(request, exc)  # type: ignore[return-value]
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         return JSONResponse({"detail": "database unavailable, try again"}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_unavailable(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("redis unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "token store unavailable, try again"}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -91,12 +91,12 @@ def settle(stack: Stack, outcome: Outcome, timeout: float) -> None:
     def unfinished() -> list[str]:
         if not ids:
             return []
-        rows = stack.query("users", "SELECT id::text FROM registration_saga WHERE finished_at IS NULL AND id::text = ANY(%s)", ids)
+        rows = stack.query("users", "SELECT id::text FROM saga WHERE finished_at IS NULL AND id::text = ANY(%s)", ids)
         return [row[0] for row in rows]  # type: ignore[misc]
 
     with contextlib.suppress(TimeoutError):  # what is still unfinished then counts as lost
         wait_until(lambda: not unfinished(), timeout=timeout, interval=1, what="every accepted saga to finish")
-    statuses = dict(stack.query("users", "SELECT id::text, status FROM registration_saga WHERE id::text = ANY(%s)", ids)) if ids else {}
+    statuses = dict(stack.query("users", "SELECT id::text, status FROM saga WHERE id::text = ANY(%s)", ids)) if ids else {}
     still_running = set(unfinished())
     mails = collections.Counter(m["Raw"]["To"][0] for m in stack.mail() if m["Content"]["Headers"].get("Subject") == ["Welcome aboard"])
     for saga_id, user_id, email in outcome.accepted:

@@ -50,7 +50,7 @@ TEST_SETTINGS = {
     "EMAILS_SMTP_TIMEOUT_SECONDS": "3",
 }
 TABLES = {
-    "users": ["outbox_message", "saga_step", "registration_saga", "user_account"],
+    "users": ["outbox_message", "saga_step", "saga", "user_account"],
     "profile": ["subscription", "profile", "saga_step_log"],
     "emails": ["message", "recipient", "saga_step_log"],
 }

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import saga_log
-from .models import RegistrationSaga, SagaStatus, SagaStep, UserAccount
+from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
 router = APIRouter(prefix="/v1")
@@ -17,8 +17,12 @@ NOT_FOUND = {404: {"model": ErrorOut}}
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _saga_ref(saga: RegistrationSaga) -> SagaRef:
-    return SagaRef(id=saga.id, status=saga.status, url=f"/v1/register/{saga.id}")
+def saga_url(saga: Saga) -> str:
+    return f"/v1/register/{saga.id}" if isinstance(saga, RegistrationSaga) else f"/v1/sagas/{saga.id}"
+
+
+def saga_ref(saga: Saga) -> SagaRef:
+    return SagaRef(id=saga.id, status=saga.status, url=saga_url(saga))
 
 
 @router.post(
@@ -63,7 +67,7 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
     response.headers["Location"] = f"/v1/register/{saga.id}"
     with state.reads() as session:
         user = session.get_one(UserAccount, user.id)
-    return UserOut.model_validate(user).model_copy(update={"saga": _saga_ref(saga)})
+    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga)})
 
 
 @router.get("/register/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
@@ -78,9 +82,22 @@ def get_registration(saga_id: uuid.UUID, request: Request) -> SagaOut:
         return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
 
-def _saga_out(saga: RegistrationSaga, steps: list[SagaStep]) -> dict[str, object]:
+@router.get("/sagas/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
+@router.get("/sagas/{saga_id}/", include_in_schema=False)
+def get_saga(saga_id: uuid.UUID, request: Request) -> SagaOut:
+    """Any saga (registration, deletion, restore, purge): its state, error and each step's state."""
+    with request.app.state.reads() as session:
+        saga = session.get(Saga, saga_id)
+        if saga is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "saga not found")
+        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+        return SagaOut.model_validate(_saga_out(saga, list(steps)))
+
+
+def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
     return {
         "id": saga.id,
+        "kind": saga.kind,
         "user_id": saga.user_id,
         "status": saga.status,
         "failed_step": saga.failed_step,
@@ -102,7 +119,7 @@ def get_user(user_id: UserId, request: Request) -> UserOut:
             .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
             .where(UserAccount.id == user_id)
         ).first()
-    if row is None:
+    if row is None or row[0].deleted_at is not None:  # a deleted account is not shown, restorable or not
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     user, saga = row
-    return UserOut.model_validate(user).model_copy(update={"saga": _saga_ref(saga) if saga else None})
+    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga) if saga else None})

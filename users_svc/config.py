@@ -1,8 +1,11 @@
 import os
 from functools import cache
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from saga import DEV_SIGNING_KEY, check_signing_key
 
 
 class Settings(BaseSettings):
@@ -10,7 +13,10 @@ class Settings(BaseSettings):
 
     database_url: str
     broker_url: str
-    # How long POST /v1/register/ waits for the saga before answering 202 instead of 201.
+    # "production" refuses placeholder secrets.
+    environment: Literal["development", "production"] = "development"
+    # How long POST /v1/register/, DELETE /v1/users/me and POST /v1/users/restore wait for their
+    # saga before answering 202 instead of 201/200.
     register_wait_seconds: float = 5.0
     # Argon2id: 64 MiB and 3 passes as RFC 9106's second recommendation, but one lane: on a
     # server concurrency comes from requests, so each core hashes one password at a time
@@ -23,6 +29,21 @@ class Settings(BaseSettings):
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0
+    # Tokens: HS256 with a key every service shares (PROFILE_/EMAILS_JWT_SIGNING_KEY: the same value).
+    jwt_signing_key: str = DEV_SIGNING_KEY
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 7 * 24 * 3600
+    # Failed logins allowed per account and per client address in a fixed window, then 429.
+    login_failure_window_seconds: int = 15 * 60
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    # A deleted account can be restored for this long; then its data is purged and its email freed.
+    restore_grace_seconds: int = 30 * 24 * 3600
+
+    @model_validator(mode="after")
+    def _signing_key_fits_the_environment(self) -> Self:
+        check_signing_key(self.jwt_signing_key, self.environment)
+        return self
 
 
 @cache

@@ -1,15 +1,27 @@
-"""The users service: registration, users and the registration saga's state."""
+"""The users service: registration, accounts and tokens, and the state of every saga."""
 
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 
-from saga import RequestIdMiddleware, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
+from saga import (
+    AccessTokenVerifier,
+    RequestIdMiddleware,
+    add_error_handlers,
+    add_probes,
+    broker_ready,
+    configure_logging,
+    database_ready,
+    warn_if_development_key,
+)
 
-from .api import router
+from . import accounts, api
+from .auth import LoginLimiter, TokenStore
 from .config import Settings, get_settings
 from .db import make_sessionmaker, reads_of
 from .tasks import celery_app
@@ -26,16 +38,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reads = reads_of(app.state.sessions)
         app.state.celery = celery_app
         app.state.hash_slots = threading.BoundedSemaphore(settings.hash_concurrency)
-        app.state.hasher = PasswordHasher(
+        app.state.hasher = hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost_kib,
             parallelism=settings.argon2_parallelism,
         )
+        # Verified against when an email is unknown, so that costs what a wrong password costs.
+        app.state.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+        warn_if_development_key(settings.jwt_signing_key, "USERS_JWT_SIGNING_KEY")
+        token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+        app.state.tokens = TokenStore(settings, token_state)
+        app.state.limiter = LoginLimiter(settings, token_state)
+        app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
         yield
+        token_state.close()
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
-    app.include_router(router)
+    # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
+    app.include_router(accounts.router)
+    app.include_router(api.router)
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

@@ -5,6 +5,8 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Index, Integer, MetaData, String, Text, Uuid, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from saga import SagaKind
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -22,6 +24,17 @@ class RegistrationStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class AccountStatus(StrEnum):
+    """An account's life after registration; only an active one can log in."""
+
+    ACTIVE = "active"
+    DELETING = "deleting"  # the deletion saga runs; undone to active if it fails
+    DELETED = "deleted"  # restorable until purge_after
+    RESTORING = "restoring"  # the restore saga runs; back to deleted if it fails
+    PURGING = "purging"  # the restore period ended; the purge saga runs
+    PURGED = "purged"  # personal data gone, the email free again; the row stays as a tombstone
 
 
 class SagaStatus(StrEnum):
@@ -69,16 +82,49 @@ class UserAccount(Base):
     active: Mapped[bool] = mapped_column(Boolean)
     password_hash: Mapped[str] = mapped_column(String(255))
     registration_status: Mapped[str] = mapped_column(String(16), default=RegistrationStatus.PENDING)
+    # Not the contract's `active` (a value the client gives at registration): the account's lifecycle.
+    account_status: Mapped[str] = mapped_column(String(16), default=AccountStatus.ACTIVE)
+    # Set when a deletion is asked for, cleared when it fails or the account is restored.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The end of the restore period: then the purge saga removes the data for good.
+    purge_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp(onupdate=func.now())
 
 
-class RegistrationSaga(Base):
-    __tablename__ = "registration_saga"
-    __table_args__ = (Index("ix_registration_saga_unfinished", "progressed_at", postgresql_where=text("finished_at IS NULL")),)
+# What a purged account keeps in place of its email: unique per row, and never a registrable
+# address (the .invalid top-level domain is reserved and refused by registration's validation).
+def purged_email(user_id: int) -> str:
+    return f"purged-{user_id}@purged.invalid"
+
+
+Index(
+    "ix_user_account_purge_after",
+    UserAccount.purge_after,
+    postgresql_where=text(f"account_status = '{AccountStatus.DELETED}'"),
+)
+
+
+class Saga(Base):
+    """A saga the users service orchestrates: its state, whatever its kind (one table, one row per saga)."""
+
+    __tablename__ = "saga"
+    __table_args__ = (
+        Index("ix_saga_unfinished", "progressed_at", postgresql_where=text("finished_at IS NULL")),
+        # One registration per user; and at most one account saga in flight per user at a time.
+        Index("uq_saga_user_id_registration", "user_id", unique=True, postgresql_where=text(f"kind = '{SagaKind.REGISTRATION}'")),
+        Index(
+            "uq_saga_user_id_in_flight",
+            "user_id",
+            unique=True,
+            postgresql_where=text(f"kind <> '{SagaKind.REGISTRATION}' AND finished_at IS NULL"),
+        ),
+    )
+    __mapper_args__ = {"polymorphic_on": "kind"}  # noqa: RUF012  # SQLAlchemy's declarative attribute
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=SagaStatus.RUNNING)
     failed_step: Mapped[str | None] = mapped_column(String(64))
     redrive_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -90,10 +136,30 @@ class RegistrationSaga(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# One class per kind (single-table inheritance): a query for RegistrationSaga finds registrations only.
+class RegistrationSaga(Saga):
+    __mapper_args__ = {"polymorphic_identity": SagaKind.REGISTRATION.value}  # noqa: RUF012
+
+
+class DeletionSaga(Saga):
+    __mapper_args__ = {"polymorphic_identity": SagaKind.DELETION.value}  # noqa: RUF012
+
+
+class RestoreSaga(Saga):
+    __mapper_args__ = {"polymorphic_identity": SagaKind.RESTORE.value}  # noqa: RUF012
+
+
+class PurgeSaga(Saga):
+    __mapper_args__ = {"polymorphic_identity": SagaKind.PURGE.value}  # noqa: RUF012
+
+
+SAGA_CLASSES: dict[str, type[Saga]] = {cls.__mapper_args__["polymorphic_identity"]: cls for cls in Saga.__subclasses__()}
+
+
 class SagaStep(Base):
     __tablename__ = "saga_step"
 
-    saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registration_saga.id", ondelete="CASCADE"), primary_key=True)
+    saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("saga.id", ondelete="CASCADE"), primary_key=True)
     step: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=StepStatus.PENDING)
@@ -107,7 +173,7 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registration_saga.id", ondelete="CASCADE"), index=True)
+    saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("saga.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16), default=OutboxKind.START)
     created_at: Mapped[datetime] = _timestamp()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,8 +1,9 @@
 """The outbox relay and saga watchdog: one small loop beside the users API.
 
-Publishes outbox messages the API could not publish (Redis down, process died after commit)
-and re-drives sagas that stopped moving (a lost message, a worker killed outright), so no saga
-waits on the broker's visibility timeout. Run: python -m users_svc.relay
+Publishes outbox messages the API could not publish (Redis down, process died after commit),
+re-drives sagas that stopped moving (a lost message, a worker killed outright), so no saga
+waits on the broker's visibility timeout, and starts the purge of deleted accounts whose
+restore period ended. Run: python -m users_svc.relay
 """
 
 import logging
@@ -34,6 +35,7 @@ def main() -> None:
     log.info("relay started (every %.1fs; sagas stale after %.0fs)", settings.relay_interval_seconds, settings.saga_stale_after_seconds)
     while running:
         try:
+            saga_log.start_due_purges(make_session)
             saga_log.redrive_stale(make_session, settings.saga_stale_after_seconds)
             while saga_log.publish_outbox(make_session, celery_app) == 100:
                 pass

@@ -1,12 +1,13 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema, model_validator
 
 from saga import Storable
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable]
+Password = Annotated[str, Field(min_length=1, max_length=1024), Storable]
 # Read laxly on purpose: the contract sends "False" and "True" as strings. Documented as such.
 LaxBool = Annotated[
     bool,
@@ -27,7 +28,7 @@ class RegisterRequest(BaseModel):
     first_name: Name
     last_name: Name
     active: LaxBool = True
-    password: Annotated[str, Field(min_length=1, max_length=1024), Storable]
+    password: Password
 
 
 class UserOut(BaseModel):
@@ -39,6 +40,7 @@ class UserOut(BaseModel):
     last_name: str
     active: bool
     registration_status: str
+    account_status: str
     created_at: datetime
     saga: "SagaRef | None" = None
 
@@ -57,6 +59,7 @@ class SagaOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+    kind: str
     user_id: int
     status: str
     failed_step: str | None
@@ -75,3 +78,40 @@ class SagaRef(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class LoginRequest(BaseModel):
+    # Any string: whatever is wrong with it, the answer is the same 401 as for a wrong password.
+    email: Annotated[str, Field(min_length=1, max_length=320), Storable]
+    password: Password
+
+
+class TokenOut(BaseModel):
+    user_id: int
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105  # the OAuth 2 token type, not a secret
+    expires_in: int = Field(description="seconds until the access token expires")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096), Storable]
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096, description="the session (token family) to end"), Storable]
+
+
+class MeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    password: Password | None = None
+    current_password: Password | None = Field(default=None, description="required to change the password")
+
+    @model_validator(mode="after")
+    def _password_change_needs_the_current_one(self) -> Self:
+        if self.password is not None and self.current_password is None:
+            raise ValueError("current_password is required to change the password")
+        return self

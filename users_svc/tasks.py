@@ -1,4 +1,4 @@
-"""The users worker: the saga's pivot, the start and end of compensation, and the saga log.
+"""The users worker: the sagas' pivots, the start and end of compensation, and the saga log.
 
 Run: celery -A users_svc.tasks worker -Q users
 """
@@ -10,7 +10,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SagaTask, Step, TaskName, create_celery_app
+from saga import DeletionStep, PurgeStep, RestoreStep, SagaKind, SagaTask, Step, TaskName, create_celery_app
 
 from . import saga_log
 from .config import get_settings
@@ -19,6 +19,8 @@ from .db import make_sessionmaker
 celery_app = create_celery_app("users", get_settings().broker_url)
 
 TRANSIENT = (OperationalError, InterfaceError)
+# A pivot retries transient faults a few times before it counts as failed (and compensates).
+_PIVOT_RETRY = {"autoretry_for": TRANSIENT, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
 # Compensations and the saga log must not give up: they retry transient faults indefinitely.
 _RETRY_FOREVER = {"autoretry_for": TRANSIENT, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
 
@@ -47,6 +49,25 @@ def complete_registration(saga_id: str) -> None:
         saga_log.complete_registration(session, uuid.UUID(saga_id))
 
 
+@celery_app.task(name=TaskName.COMPLETE_DELETION, base=SagaTask, step=DeletionStep.COMPLETE_DELETION, **_PIVOT_RETRY)
+def complete_deletion(saga_id: str) -> None:
+    with sessions().begin() as session:
+        saga_log.pass_pivot(session, uuid.UUID(saga_id), SagaKind.DELETION)
+
+
+@celery_app.task(name=TaskName.COMPLETE_RESTORE, base=SagaTask, step=RestoreStep.COMPLETE_RESTORE, **_PIVOT_RETRY)
+def complete_restore(saga_id: str) -> None:
+    with sessions().begin() as session:
+        saga_log.pass_pivot(session, uuid.UUID(saga_id), SagaKind.RESTORE)
+
+
+# The purge compensates nothing: its last step retries, and the watchdog re-drives it until done.
+@celery_app.task(name=TaskName.PURGE_ACCOUNT, base=SagaTask, step=PurgeStep.PURGE_ACCOUNT, **_PIVOT_RETRY)
+def purge_account(saga_id: str) -> None:
+    with sessions().begin() as session:
+        saga_log.pass_pivot(session, uuid.UUID(saga_id), SagaKind.PURGE)
+
+
 @celery_app.task(name=TaskName.BEGIN_COMPENSATION, base=SagaTask, **_RETRY_FOREVER)
 def begin_compensation(saga_id: str, failed_step: str) -> None:
     with sessions().begin() as session:
@@ -57,6 +78,12 @@ def begin_compensation(saga_id: str, failed_step: str) -> None:
 def fail_registration(saga_id: str) -> None:
     with sessions().begin() as session:
         saga_log.fail_registration(session, uuid.UUID(saga_id))
+
+
+@celery_app.task(name=TaskName.FAIL_SAGA, base=SagaTask, **_RETRY_FOREVER)
+def fail_saga(saga_id: str) -> None:
+    with sessions().begin() as session:
+        saga_log.fail_saga(session, uuid.UUID(saga_id))
 
 
 @celery_app.task(name=TaskName.RECORD_STEP_EVENT, base=SagaTask, **_RETRY_FOREVER)

@@ -84,7 +84,7 @@ def saga_figures(stack: Stack, run: str, start: float, end: float) -> dict:
     rows = stack.query(
         "users",
         "SELECT s.status, extract(epoch FROM s.created_at), extract(epoch FROM p.updated_at) "
-        "FROM registration_saga s JOIN user_account u ON u.id = s.user_id "
+        "FROM saga s JOIN user_account u ON u.id = s.user_id "
         "JOIN saga_step p ON p.saga_id = s.id AND p.step = 'complete_registration' "
         "WHERE u.email LIKE %s",
         f"bench-{run}-%",
@@ -115,7 +115,7 @@ def registration_run(stack: Stack, connections: int, seconds: float, delay_ms: f
     end = db_now(stack)
     # Let the sagas still in flight finish before reading their latencies.
     wait_until(
-        lambda: not stack.query("users", "SELECT 1 FROM registration_saga WHERE status IN ('running', 'compensating') LIMIT 1"),
+        lambda: not stack.query("users", "SELECT 1 FROM saga WHERE status IN ('running', 'compensating') LIMIT 1"),
         timeout=120,
         interval=0.5,
         what="the run's sagas to finish",

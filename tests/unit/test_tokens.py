@@ -1,0 +1,78 @@
+"""Token format and verification: pure logic, no servers."""
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from saga import DEV_SIGNING_KEY, InvalidToken, TokenType, check_signing_key, decode_token, encode_token, new_claims
+
+KEY = "k" * 32
+NOW = int(time.time())
+
+
+def test_an_access_token_carries_the_claims_and_decodes_back() -> None:
+    claims = new_claims(TokenType.ACCESS, 7, 900, NOW)
+    token = encode_token(KEY, claims)
+    payload = jwt.decode(token, KEY, algorithms=["HS256"])
+    assert set(payload) == {"sub", "jti", "typ", "iat", "exp"}
+    assert payload["sub"] == "7"  # RFC 7519: the subject is a string
+    assert (payload["typ"], payload["exp"] - payload["iat"]) == ("access", 900)
+    assert decode_token(KEY, token, TokenType.ACCESS) == claims
+
+
+def test_a_refresh_token_carries_its_family() -> None:
+    claims = new_claims(TokenType.REFRESH, 7, 60, NOW, family="fam-1")
+    assert decode_token(KEY, encode_token(KEY, claims), TokenType.REFRESH).fam == "fam-1"
+
+
+def test_every_token_has_its_own_id() -> None:
+    assert new_claims(TokenType.ACCESS, 7, 60, NOW).jti != new_claims(TokenType.ACCESS, 7, 60, NOW).jti
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (encode_token(KEY, new_claims(TokenType.ACCESS, 7, -1, NOW)), TokenType.ACCESS),  # expired
+        (encode_token("x" * 32, new_claims(TokenType.ACCESS, 7, 60, NOW)), TokenType.ACCESS),  # another key
+        (encode_token(KEY, new_claims(TokenType.REFRESH, 7, 60, NOW, family="f")), TokenType.ACCESS),  # wrong type
+        (encode_token(KEY, new_claims(TokenType.ACCESS, 7, 60, NOW)), TokenType.REFRESH),
+        (jwt.encode({"sub": "7", "jti": "j", "typ": "refresh", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.REFRESH),  # no family
+        (jwt.encode({"sub": "7", "typ": "access", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.ACCESS),  # no jti
+        (jwt.encode({"sub": "seven", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.ACCESS),
+        (jwt.encode({"sub": "7", "jti": "j", "typ": "other", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.ACCESS),
+        ("not.a.token", TokenType.ACCESS),
+        ("", TokenType.ACCESS),
+    ],
+)
+def test_bad_tokens_are_refused(token: str, expected: TokenType) -> None:
+    with pytest.raises(InvalidToken):
+        decode_token(KEY, token, expected)
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_an_unsigned_token_is_refused() -> None:
+    payload = {"sub": "7", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60}
+    with pytest.raises(InvalidToken):
+        decode_token(KEY, f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}.", TokenType.ACCESS)
+
+
+def test_a_tampered_token_is_refused() -> None:
+    header, _, signature = encode_token(KEY, new_claims(TokenType.ACCESS, 7, 60, NOW)).split(".")
+    forged = _b64({"sub": "1", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60})
+    with pytest.raises(InvalidToken):
+        decode_token(KEY, f"{header}.{forged}.{signature}", TokenType.ACCESS)
+
+
+def test_signing_keys_must_be_long_and_not_a_placeholder_in_production() -> None:
+    assert check_signing_key(DEV_SIGNING_KEY, "development") == DEV_SIGNING_KEY
+    assert check_signing_key(KEY, "production") == KEY
+    with pytest.raises(ValueError, match="placeholder"):
+        check_signing_key(DEV_SIGNING_KEY, "production")
+    with pytest.raises(ValueError, match="32 bytes"):
+        check_signing_key("short", "development")

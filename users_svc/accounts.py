@@ -1,0 +1,324 @@
+"""Accounts: login with access and refresh tokens, the current user, deletion and restore."""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from saga import BearerCredentials, Claims, InvalidToken, SagaKind, TokenType, decode_token, unauthorized, verified_claims
+
+from . import saga_log
+from .api import saga_ref
+from .auth import LoginLimiter, RefreshReused, TokenPair, TokenStore
+from .models import AccountStatus, RegistrationSaga, RegistrationStatus, Saga, SagaStatus, UserAccount
+from .schemas import ErrorOut, LoginRequest, LogoutRequest, MeUpdate, RefreshRequest, SagaRef, TokenOut, UserOut
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+INVALID_LOGIN = "invalid email or password"
+INVALID_TOKEN = "invalid or expired token"  # noqa: S105  # a message, not a secret
+# Why a user who knows the password still may not log in.
+_NOT_ACTIVE = {
+    AccountStatus.DELETING: "account deletion in progress",
+    AccountStatus.DELETED: "account deleted; it can be restored with POST /v1/users/restore",
+    AccountStatus.RESTORING: "account restore in progress",
+    AccountStatus.PURGING: "account deleted",
+}
+_errors = {401: {"model": ErrorOut}}
+_THROTTLED = {429: {"model": ErrorOut, "description": "too many failed logins; see Retry-After"}}
+
+
+# --- dependencies -------------------------------------------------------------------------
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's transaction: committed when the endpoint returns, rolled back on error."""
+    with request.app.state.sessions.begin() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def access_claims(request: Request, credentials: BearerCredentials) -> Claims:
+    """A valid, unrevoked access token (401 otherwise)."""
+    return verified_claims(request.app.state.token_verifier, credentials)
+
+
+AccessClaims = Annotated[Claims, Depends(access_claims)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: UserAccount  # loaded in a short session of its own, detached
+    claims: Claims
+
+
+def current_user(request: Request, claims: AccessClaims) -> Principal:
+    """The active account the access token speaks for (401 if it cannot log in any more)."""
+    with request.app.state.reads() as session:
+        user = session.get(UserAccount, claims.sub)
+    if user is None or not _can_log_in(user):
+        raise unauthorized(INVALID_TOKEN)
+    return Principal(user, claims)
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _can_log_in(user: UserAccount) -> bool:
+    return user.registration_status == RegistrationStatus.COMPLETED and user.account_status == AccountStatus.ACTIVE
+
+
+def _client_address(request: Request) -> str:
+    # Behind the gateway uvicorn sets this from X-Forwarded-For (--proxy-headers, trusted
+    # proxies from FORWARDED_ALLOW_IPS), so it is the caller's address, not nginx's.
+    return request.client.host if request.client else "unknown"
+
+
+def _throttle(request: Request, email: str) -> None:
+    limiter: LoginLimiter = request.app.state.limiter
+    retry_after = limiter.retry_after(email, _client_address(request))
+    if retry_after is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins, try again later", headers={"Retry-After": str(retry_after)}
+        )
+
+
+def _find_by_email(session: Session, email: str, *, lock: bool = False) -> UserAccount | None:
+    """The account holding the email; if only failed registrations do, the latest of them."""
+    query = (
+        select(UserAccount)
+        .where(func.lower(UserAccount.email) == email.strip().lower(), UserAccount.account_status != AccountStatus.PURGED)
+        .order_by((UserAccount.registration_status == RegistrationStatus.FAILED).asc(), UserAccount.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query.with_for_update() if lock else query)
+
+
+def _check_password(request: Request, user: UserAccount | None, email: str, password: str) -> UserAccount:
+    """The user if the password is theirs; else count the failure and answer 401.
+
+    An unknown email costs a hash verification too (against a dummy hash made at startup with
+    the current parameters), so the answer's timing does not tell which accounts exist.
+    """
+    if not _verify(request, user.password_hash if user else request.app.state.dummy_hash, password) or user is None:
+        request.app.state.limiter.record_failure(email, _client_address(request))
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_LOGIN)
+    request.app.state.limiter.forget_account(email)
+    return user
+
+
+def _verify(request: Request, password_hash: str, password: str) -> bool:
+    hasher: PasswordHasher = request.app.state.hasher
+    with request.app.state.hash_slots:  # hashes compete for the cores: at most one per core at once
+        try:
+            return hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def _hash(request: Request, password: str) -> str:
+    with request.app.state.hash_slots:
+        return request.app.state.hasher.hash(password)
+
+
+def _token_out(pair: TokenPair) -> TokenOut:
+    return TokenOut(user_id=pair.user_id, access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
+def _user_out(session: Session, user: UserAccount) -> UserOut:
+    saga = session.scalar(select(RegistrationSaga).where(RegistrationSaga.user_id == user.id))
+    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga) if saga else None})
+
+
+# --- authentication -----------------------------------------------------------------------
+
+
+@router.post(
+    "/auth/login",
+    response_model=TokenOut,
+    responses={**_errors, 403: {"model": ErrorOut, "description": "registration not completed, or account deleted"}, **_THROTTLED},
+)
+@router.post("/auth/login/", include_in_schema=False)
+def login(body: LoginRequest, request: Request, session: SessionDep) -> TokenOut:
+    """Log in with email and password: a short-lived access token and a refresh token.
+
+    A wrong email and a wrong password get the same 401. Failed logins are limited per account
+    and per client address (429 with Retry-After).
+    """
+    _throttle(request, body.email)
+    user = _check_password(request, _find_by_email(session, body.email), body.email, body.password)
+    if user.registration_status != RegistrationStatus.COMPLETED:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "registration not completed")
+    if user.account_status != AccountStatus.ACTIVE:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, _NOT_ACTIVE[AccountStatus(user.account_status)])
+    hasher: PasswordHasher = request.app.state.hasher
+    if hasher.check_needs_rehash(user.password_hash):  # made with older parameters: upgrade it now
+        user.password_hash = _hash(request, body.password)
+        log.info("user %s: password hash upgraded to the current parameters", user.id)
+    return _token_out(request.app.state.tokens.issue(user.id))
+
+
+@router.post("/auth/refresh", response_model=TokenOut, responses=_errors)
+@router.post("/auth/refresh/", include_in_schema=False)
+def refresh(body: RefreshRequest, request: Request, session: SessionDep) -> TokenOut:
+    """Trade a refresh token for a new pair; the old one stops working.
+
+    Presenting a refresh token that was already used revokes its whole family (every token
+    issued from that login): someone else has a copy.
+    """
+    tokens: TokenStore = request.app.state.tokens
+    try:
+        claims = decode_token(tokens.key, body.refresh_token, TokenType.REFRESH)
+    except InvalidToken:
+        raise unauthorized("invalid or expired refresh token") from None
+    assert claims.fam is not None
+    user = session.get(UserAccount, claims.sub)
+    if user is None or not _can_log_in(user):
+        tokens.revoke_family(claims.fam)
+        raise unauthorized("invalid or expired refresh token")
+    try:
+        return _token_out(tokens.rotate(claims))
+    except RefreshReused:
+        raise unauthorized("refresh token already used: the session is revoked, log in again") from None
+    except InvalidToken:
+        raise unauthorized("invalid or expired refresh token") from None
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_errors)
+@router.post("/auth/logout/", include_in_schema=False, status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def logout(body: LogoutRequest, request: Request, claims: AccessClaims) -> Response:
+    """Revoke the presented access token (until it expires) and the refresh token's session."""
+    tokens: TokenStore = request.app.state.tokens
+    tokens.revoke_access(claims)
+    try:
+        presented = decode_token(tokens.key, body.refresh_token, TokenType.REFRESH)
+    except InvalidToken:
+        presented = None  # expired or malformed: nothing left to revoke
+    # Only the caller's own session: a refresh token of someone else's is left alone.
+    if presented is not None and presented.sub == claims.sub and presented.fam:
+        tokens.revoke_family(presented.fam)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- the current user -----------------------------------------------------------------------
+
+
+@router.get("/users/me", response_model=UserOut, responses=_errors)
+@router.get("/users/me/", include_in_schema=False)
+def get_me(request: Request, me: CurrentUser) -> UserOut:
+    with request.app.state.reads() as session:
+        return _user_out(session, me.user)
+
+
+@router.patch(
+    "/users/me",
+    response_model=UserOut,
+    responses={**_errors, 403: {"model": ErrorOut, "description": "current password is incorrect"}, **_THROTTLED},
+)
+@router.patch("/users/me/", include_in_schema=False)
+def update_me(body: MeUpdate, request: Request, me: CurrentUser, session: SessionDep) -> UserOut:
+    """Change names, or the password (with the current one): that ends every other session."""
+    user = session.get_one(UserAccount, me.user.id, with_for_update=True)
+    if not _can_log_in(user):  # deleted since the token was checked
+        raise unauthorized(INVALID_TOKEN)
+    if body.password is not None:
+        assert body.current_password is not None
+        _throttle(request, user.email)
+        if not _verify(request, user.password_hash, body.current_password):
+            request.app.state.limiter.record_failure(user.email, _client_address(request))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is incorrect")
+        user.password_hash = _hash(request, body.password)
+        # Before the commit: with Redis down the change fails (503) rather than leave sessions alive.
+        request.app.state.tokens.revoke_all_refresh(user.id)
+    if body.first_name is not None:
+        user.first_name = body.first_name
+    if body.last_name is not None:
+        user.last_name = body.last_name
+    session.flush()
+    return _user_out(session, user)
+
+
+@router.delete(
+    "/users/me",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SagaRef,
+    responses={**_errors, 200: {"model": SagaRef, "description": "the deletion saga completed"}, 409: {"model": ErrorOut}},
+)
+@router.delete("/users/me/", include_in_schema=False, status_code=status.HTTP_202_ACCEPTED)
+def delete_me(request: Request, response: Response, me: CurrentUser) -> SagaRef:
+    """Deactivate the account now and run the deletion saga; the account can be restored for a while.
+
+    200 when the saga completed within the wait, 202 (with the saga's URL) otherwise.
+    """
+    state = request.app.state
+    now = datetime.now(UTC)
+    with state.sessions.begin() as session:
+        user = session.get_one(UserAccount, me.user.id, with_for_update=True)
+        if user.account_status != AccountStatus.ACTIVE:
+            raise HTTPException(status.HTTP_409_CONFLICT, _NOT_ACTIVE[AccountStatus(user.account_status)])
+        user.account_status = AccountStatus.DELETING
+        user.deleted_at = now
+        user.purge_after = now + timedelta(seconds=state.settings.restore_grace_seconds)
+        saga = saga_log.start_saga(session, user, SagaKind.DELETION)
+        # Before the commit: with Redis down nothing changes (503) rather than tokens outliving the account.
+        state.tokens.revoke_access(me.claims)
+        state.tokens.revoke_all_refresh(user.id)
+    return _run(request, response, saga)
+
+
+@router.post(
+    "/users/restore",
+    response_model=UserOut,
+    responses={
+        **_errors,
+        202: {"model": UserOut, "description": "accepted; the restore saga is still running or failed"},
+        409: {"model": ErrorOut, "description": "the account is not deleted, or a deletion or restore is in progress"},
+        410: {"model": ErrorOut, "description": "the restore period has ended"},
+        **_THROTTLED,
+    },
+)
+@router.post("/users/restore/", include_in_schema=False)
+def restore(body: LoginRequest, request: Request, response: Response) -> UserOut:
+    """Restore a deleted account within the restore period, with its email and password.
+
+    200 with the user when the restore saga completed within the wait, 202 otherwise; then log in.
+    """
+    state = request.app.state
+    _throttle(request, body.email)
+    with state.sessions.begin() as session:
+        user = _check_password(request, _find_by_email(session, body.email, lock=True), body.email, body.password)
+        if user.account_status == AccountStatus.ACTIVE:
+            raise HTTPException(status.HTTP_409_CONFLICT, "account is not deleted")
+        if user.account_status in (AccountStatus.DELETING, AccountStatus.RESTORING):
+            raise HTTPException(status.HTTP_409_CONFLICT, _NOT_ACTIVE[AccountStatus(user.account_status)])
+        if user.account_status != AccountStatus.DELETED or user.purge_after is None or user.purge_after <= datetime.now(UTC):
+            raise HTTPException(status.HTTP_410_GONE, "the restore period has ended")
+        user.account_status = AccountStatus.RESTORING
+        saga = saga_log.start_saga(session, user, SagaKind.RESTORE)
+    ref = _run(request, response, saga)
+    with state.reads() as session:
+        return _user_out(session, session.get_one(UserAccount, user.id)).model_copy(update={"saga": ref})
+
+
+def _run(request: Request, response: Response, saga: Saga) -> SagaRef:
+    """Publish a committed saga (the relay covers failures), wait briefly, answer with its state."""
+    state = request.app.state
+    saga_log.publish_outbox(state.sessions, state.celery, saga_id=saga.id)
+    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
+    response.status_code = status.HTTP_200_OK if saga.status == SagaStatus.COMPLETED else status.HTTP_202_ACCEPTED
+    ref = saga_ref(saga)
+    response.headers["Location"] = ref.url
+    return ref
