@@ -1,6 +1,9 @@
 from functools import cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from saga import warn_on_insecure_default
 
 
 class Settings(BaseSettings):
@@ -17,9 +20,13 @@ class Settings(BaseSettings):
     mail_from: str = "Registration <no-reply@example.com>"
     # Undelivered mail is retried with exponential backoff up to this delay, for ever.
     retry_backoff_max_seconds: int = 60
+    # Touched on every relay pass when set: the container's healthcheck reads its age.
+    relay_heartbeat_file: Path | None = None
     relay_interval_seconds: float = 2.0
 
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    warn_on_insecure_default(settings.database_url)
+    return settings

@@ -2,6 +2,8 @@ from functools import cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from saga import warn_on_insecure_default
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILE_")
@@ -12,4 +14,6 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    warn_on_insecure_default(settings.database_url)
+    return settings

@@ -6,10 +6,11 @@ from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, tomb
 from ._names import Queue, Step, TaskName, queue_of
 from ._payloads import RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
-from ._service import add_error_handlers, add_probes, broker_ready, database_ready
+from ._service import INSECURE_DEFAULT_PASSWORD, add_error_handlers, add_probes, broker_ready, database_ready, warn_on_insecure_default
 from ._task import SagaTask
 
 __all__ = [
+    "INSECURE_DEFAULT_PASSWORD",
     "PIVOT",
     "InjectedFault",
     "LedgerState",
@@ -32,5 +33,6 @@ __all__ = [
     "registration_saga",
     "step_task_id",
     "tombstone_step",
+    "warn_on_insecure_default",
     "welcome_chain",
 ]

@@ -1,4 +1,4 @@
-"""Conventions every service's HTTP API follows: health probes and JSON errors."""
+"""Conventions every service follows: health probes, JSON errors, the insecure-default warning."""
 
 import logging
 from collections.abc import Callable
@@ -6,11 +6,30 @@ from collections.abc import Callable
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger("service")
+
+# The placeholder docker-compose-prod.yml falls back to when POSTGRES_PASSWORD is not set, so
+# that the contract's command runs out of the box; every process using it says so, loudly.
+INSECURE_DEFAULT_PASSWORD = "changethis"  # noqa: S105  # the placeholder itself, not a secret
+
+
+def warn_on_insecure_default(database_url: str) -> None:
+    try:
+        password = make_url(database_url).password
+    except ArgumentError:
+        return  # not a URL: the engine will say so
+    if password == INSECURE_DEFAULT_PASSWORD:
+        logging.getLogger("security").warning(
+            "%s\nINSECURE DEFAULT: the database password is the placeholder %r. Set POSTGRES_PASSWORD "
+            "(see .env.example) before this system holds real data.\n%s",
+            "!" * 80,
+            INSECURE_DEFAULT_PASSWORD,
+            "!" * 80,
+        )
 
 
 def database_ready(make_session: sessionmaker) -> bool:

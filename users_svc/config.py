@@ -1,6 +1,9 @@
 from functools import cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from saga import warn_on_insecure_default
 
 
 class Settings(BaseSettings):
@@ -17,8 +20,12 @@ class Settings(BaseSettings):
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0
+    # Touched on every relay pass when set: the container's healthcheck reads its age.
+    relay_heartbeat_file: Path | None = None
 
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    warn_on_insecure_default(settings.database_url)
+    return settings
