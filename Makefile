@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean
+.PHONY: setup run test lint format down clean compose-proof
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -26,3 +26,6 @@ down: ## stop the PostgreSQL and Redis that `make run` started
 
 clean: down
 	rm -rf .run
+
+compose-proof: ## both compose files built and run from nothing, checked with the contract's scripts (Docker via ../shared/dockerkit)
+	./scripts/compose-proof.sh
