@@ -99,7 +99,15 @@ flower_page_lists_workers() {
   page=$(curl -fsS "$1") || return 1
   for q in users profile emails; do grep -q "$q@" <<<"$page" || return 1; done
 }
+# Asks Flower to inspect the workers again (its dashboard's refresh), then reads the queues.
+flower_broker_lists_queues() {
+  local page q
+  curl -fsS -o /dev/null "http://127.0.0.1:5555/flower/?refresh=1" && page=$(curl -fsS http://127.0.0.1:5555/flower/broker) || return 1
+  for q in users profile emails; do grep -q "<td>$q</td>" <<<"$page" || return 1; done
+}
 flower_api_lists_workers() { curl -fsS -u "$1" "http://127.0.0.1/flower/api/workers?refresh=1" | "${CHECK[@]}" flower-workers "$2"; }
+
+gateway_reaches_users() { [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/v1/users/1)" = 200 ]; }
 
 container_of() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1" | head -n1; }
 
@@ -138,8 +146,7 @@ say "MailHog: both welcome mails and the 'Hi there!' mail, once each"
 for url in http://127.0.0.1:5555/flower/ http://127.0.0.1:8080/flower/; do
   poll 60 "Flower at $url listing a worker of each queue" flower_page_lists_workers "$url"
 done
-broker=$(curl -fsS http://127.0.0.1:5555/flower/broker)
-for q in users profile emails; do echo "$broker" | grep -q "<td>$q</td>" || die "Flower's broker page does not list queue $q"; done
+poll 30 "Flower's broker page listing the three service queues" flower_broker_lists_queues
 say "Flower: answers on :5555/flower/ and through the gateway, with the three workers and queues"
 dc down -v --remove-orphans
 FILE=""
@@ -160,18 +167,24 @@ gateway=$(container_of gateway)
 poll 60 "the welcome mails and the 'Hi there!' mail in MailHog (read from inside the network)" prod_mail "$gateway"
 "${CHECK[@]}" gateway http://127.0.0.1 || die "gateway checks on :80"
 say "MailHog: both welcome mails and the 'Hi there!' mail, once each, with two workers on every queue"
+dc up -d --no-deps --force-recreate users-api
+poll "$TIMEOUT" "every container healthy after recreating users-api" all_healthy
+poll 30 "the gateway reaching the recreated users-api" gateway_reaches_users
+say "the gateway follows a recreated API container"
 auth=$(docker exec "$(container_of flower)" printenv FLOWER_BASIC_AUTH)
 status=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/flower/)
 [ "$status" = 401 ] || die "Flower through the gateway without credentials answered $status, expected 401"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$auth" http://127.0.0.1/flower/)" = 200 ] || die "Flower with credentials did not answer 200"
 poll 60 "Flower's API listing two workers on each queue" flower_api_lists_workers "$auth" 2
 say "Flower: 401 without credentials, 200 with them, six workers seen through the gateway"
+# Captured before matching: grep -q stops reading early, which pipefail would count as a failure.
+logs_of() { docker logs "$(container_of "$1")" 2>&1; }
 if [[ $auth == *:changethis ]]; then
-  docker logs "$(container_of flower)" 2>&1 | grep -q "INSECURE DEFAULT" || die "Flower runs with the placeholder password without a warning"
+  [[ $(logs_of flower) == *"INSECURE DEFAULT"* ]] || die "Flower runs with the placeholder password without a warning"
 fi
-if docker exec "$(container_of users-api)" printenv USERS_DATABASE_URL | grep -q ':changethis@'; then
+if [[ $(docker exec "$(container_of users-api)" printenv USERS_DATABASE_URL) == *:changethis@* ]]; then
   for service in users-api profile-worker emails-relay; do
-    docker logs "$(container_of $service)" 2>&1 | grep -q "INSECURE DEFAULT" || die "$service uses the placeholder password without a warning"
+    [[ $(logs_of $service) == *"INSECURE DEFAULT"* ]] || die "$service uses the placeholder password without a warning"
   done
   say "placeholder secrets in use (no .env): the loud warnings are there"
 fi
