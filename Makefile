@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean fuzz chaos bench
+.PHONY: setup run test lint format down clean fuzz chaos bench compose-proof
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -36,3 +36,6 @@ chaos: setup ## faults while registrations flow (killed workers, Redis and Postg
 bench: ## throughput and latency against ceilings measured in the same run; writes BENCHMARKS.md
 	./scripts/setup.sh bench
 	$(BIN)/python scripts/bench/bench.py
+
+compose-proof: ## both compose files built and run from nothing, checked with the contract's scripts (Docker via ../shared/dockerkit)
+	./scripts/compose-proof.sh

@@ -1,10 +1,11 @@
 from functools import cache
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, check_signing_key
+from saga import DEV_SIGNING_KEY, check_signing_key, warn_on_insecure_default
 
 
 class Settings(BaseSettings):
@@ -21,6 +22,8 @@ class Settings(BaseSettings):
     mail_from: str = "Registration <no-reply@example.com>"
     # Undelivered mail is retried with exponential backoff up to this delay, for ever.
     retry_backoff_max_seconds: int = 60
+    # Touched on every relay pass when set: the container's healthcheck reads its age.
+    relay_heartbeat_file: Path | None = None
     relay_interval_seconds: float = 2.0
     environment: Literal["development", "production"] = "development"
     # On: sending and reading mail wants an access token whose subject is the user addressed (401/403).
@@ -38,4 +41,6 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    warn_on_insecure_default(settings.database_url)
+    return settings

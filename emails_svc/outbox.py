@@ -57,6 +57,8 @@ def main() -> None:
                 pass
         except Exception:
             log.exception("relay pass failed")
+        if settings.relay_heartbeat_file:
+            settings.relay_heartbeat_file.touch()
         time.sleep(settings.relay_interval_seconds)
 
 

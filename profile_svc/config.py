@@ -4,7 +4,7 @@ from typing import Literal, Self
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, check_signing_key
+from saga import DEV_SIGNING_KEY, check_signing_key, warn_on_insecure_default
 
 
 class Settings(BaseSettings):
@@ -28,4 +28,6 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    warn_on_insecure_default(settings.database_url)
+    return settings

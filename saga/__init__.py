@@ -7,7 +7,17 @@ from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, comp
 from ._names import DeletionStep, PurgeStep, Queue, RestoreStep, SagaKind, Step, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
-from ._service import RequestIdMiddleware, Storable, add_error_handlers, add_probes, broker_ready, configure_logging, database_ready
+from ._service import (
+    INSECURE_DEFAULT_PASSWORD,
+    RequestIdMiddleware,
+    Storable,
+    add_error_handlers,
+    add_probes,
+    broker_ready,
+    configure_logging,
+    database_ready,
+    warn_on_insecure_default,
+)
 from ._task import SagaTask
 from ._tokens import (
     DEV_SIGNING_KEY,
@@ -33,6 +43,7 @@ __all__ = [
     "ACCOUNT_SAGAS",
     "DELETION",
     "DEV_SIGNING_KEY",
+    "INSECURE_DEFAULT_PASSWORD",
     "PIVOT",
     "PURGE",
     "RESTORE",
@@ -84,5 +95,6 @@ __all__ = [
     "unauthorized",
     "verified_claims",
     "warn_if_development_key",
+    "warn_on_insecure_default",
     "welcome_chain",
 ]

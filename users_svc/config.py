@@ -1,11 +1,12 @@
 import os
 from functools import cache
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, check_signing_key
+from saga import DEV_SIGNING_KEY, check_signing_key, warn_on_insecure_default
 
 
 class Settings(BaseSettings):
@@ -45,7 +46,12 @@ class Settings(BaseSettings):
         check_signing_key(self.jwt_signing_key, self.environment)
         return self
 
+    # Touched on every relay pass when set: the container's healthcheck reads its age.
+    relay_heartbeat_file: Path | None = None
+
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    warn_on_insecure_default(settings.database_url)
+    return settings

@@ -41,6 +41,8 @@ def main() -> None:
                 pass
         except Exception:  # the database may be down: keep looping, it comes back
             log.exception("relay pass failed")
+        if settings.relay_heartbeat_file:
+            settings.relay_heartbeat_file.touch()
         time.sleep(settings.relay_interval_seconds)
     log.info("relay stopped")
 
