@@ -166,7 +166,7 @@ class Stack:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}")
             if name in ports:
-                path = "/healthz" if name.endswith("api") or name == "gateway" else "/"
+                path = {"flower": "/flower/healthcheck", "mail": "/"}.get(name, "/healthz")
                 return httpx.get(f"http://127.0.0.1:{ports[name]}{path}", timeout=1).status_code == 200
             if name.endswith("worker"):
                 return b" ready." in (self.logs / f"{name}.log").read_bytes().rsplit(b"Connected to", 1)[-1]

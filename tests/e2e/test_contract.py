@@ -86,4 +86,5 @@ def test_the_gateway_answers_unknown_paths_in_json_and_tags_requests(system: Sta
 
 
 def test_flower_answers(system: Stack, client: httpx.Client) -> None:
-    assert client.get(f"http://127.0.0.1:{system.config.flower_port}/").status_code == 200
+    assert client.get(f"http://127.0.0.1:{system.config.flower_port}/flower/").status_code == 200
+    assert client.get(system.url("gateway", "/flower/")).status_code == 200
