@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -111,6 +112,7 @@ def start_postgres(stack: Stack) -> None:
         )
     status = subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "status"]), capture_output=True)
     if status.returncode != 0:
+        _refuse_taken_port(stack.pg_port, "PostgreSQL")
         options = f"-p {stack.pg_port} -k {stack.run_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
         subprocess.run(
             _as_postgres(
@@ -142,6 +144,15 @@ def start_postgres(stack: Stack) -> None:
             subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(stack.pg_port), "-U", "app", service], check=True)
 
 
+def _refuse_taken_port(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            sys.exit(
+                f"devstack: port {port}, where this stack's {what} should run, is taken by another process "
+                "(another checkout's stack?). Stop it, or move this stack's ports (DEVSTACK_*_PORT, TEST_PORT_OFFSET)."
+            )
+
+
 def stop_postgres(stack: Stack) -> None:
     if (stack.pgdata / "postmaster.pid").exists():
         subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"]), stdout=subprocess.DEVNULL)
@@ -153,8 +164,9 @@ def start_redis(stack: Stack) -> None:
     redis_dir = stack.run_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     ping = subprocess.run(["redis-cli", "-p", str(stack.redis_port), "ping"], capture_output=True, text=True)
-    if ping.stdout.strip() == "PONG":
+    if ping.stdout.strip() == "PONG" and (redis_dir / "redis.pid").exists():
         return
+    _refuse_taken_port(stack.redis_port, "Redis")
     subprocess.run(
         [
             "redis-server", "--port", str(stack.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
