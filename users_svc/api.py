@@ -74,22 +74,21 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
 @router.get("/register/{saga_id}/", include_in_schema=False)
 def get_registration(saga_id: uuid.UUID, request: Request) -> SagaOut:
     """The registration saga: its state, error and each step's state."""
-    with request.app.state.reads() as session:
-        saga = session.get(RegistrationSaga, saga_id)
-        if saga is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "registration not found")
-        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
-        return SagaOut.model_validate(_saga_out(saga, list(steps)))
+    return _read_saga(request, RegistrationSaga, saga_id, "registration not found")
 
 
 @router.get("/sagas/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/sagas/{saga_id}/", include_in_schema=False)
 def get_saga(saga_id: uuid.UUID, request: Request) -> SagaOut:
     """Any saga (registration, deletion, restore, purge): its state, error and each step's state."""
+    return _read_saga(request, Saga, saga_id, "saga not found")
+
+
+def _read_saga(request: Request, kind: type[Saga], saga_id: uuid.UUID, missing: str) -> SagaOut:
     with request.app.state.reads() as session:
-        saga = session.get(Saga, saga_id)
+        saga = session.get(kind, saga_id)
         if saga is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "saga not found")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
         steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
         return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
