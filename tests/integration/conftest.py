@@ -3,6 +3,8 @@
 from collections.abc import Iterator
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message as MessageHandler
 from fastapi.testclient import TestClient
 
 from tests.stack import Stack
@@ -38,3 +40,24 @@ def profile() -> Iterator[TestClient]:
 @pytest.fixture
 def emails() -> Iterator[TestClient]:
     yield from _client("emails_svc")
+
+
+class Inbox(MessageHandler):
+    """What the SMTP server received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list = []
+
+    def handle_message(self, message: object) -> None:
+        self.messages.append(message)
+
+
+@pytest.fixture
+def smtp(clean: Stack) -> Iterator[Inbox]:
+    """A real SMTP server on the port the emails service is configured for."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=clean.config.smtp_port)
+    controller.start()
+    yield inbox
+    controller.stop()

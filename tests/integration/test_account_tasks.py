@@ -5,17 +5,15 @@ compensation refuses to run.
 """
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message as MessageHandler
 from fastapi.testclient import TestClient
 
 from emails_svc import tasks as emails_tasks
 from emails_svc.tasks import deliver
 from profile_svc import tasks as profile_tasks
 from saga import SagaAborted
+from tests.integration.conftest import Inbox
 from tests.stack import Stack
 
 USER = {"user_id": 1, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee"}
@@ -98,25 +96,7 @@ def test_purging_removes_only_an_archived_profile(profile: TestClient, clean: St
     assert clean.query("profile", "SELECT count(*) FROM subscription") == [(0,)]
 
 
-class _Inbox(MessageHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list = []
-
-    def handle_message(self, message: object) -> None:
-        self.messages.append(message)
-
-
-@pytest.fixture
-def smtp(clean: Stack) -> Iterator[_Inbox]:
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=clean.config.smtp_port)
-    controller.start()
-    yield inbox
-    controller.stop()
-
-
-def test_the_goodbye_mail_is_queued_once_per_saga_and_delivered(emails: TestClient, clean: Stack, smtp: _Inbox) -> None:
+def test_the_goodbye_mail_is_queued_once_per_saga_and_delivered(emails: TestClient, clean: Stack, smtp: Inbox) -> None:
     emails_tasks.record_address.run(_saga(), USER)
     deletion = _saga()
     emails_tasks.send_goodbye_email.run(deletion, DELETION)

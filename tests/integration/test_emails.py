@@ -1,36 +1,15 @@
 import socket
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message as MessageHandler
 from fastapi.testclient import TestClient
 
 from emails_svc import mailer
 from emails_svc.tasks import deliver, forget_address, record_address, send_welcome_email
+from tests.integration.conftest import Inbox
 from tests.stack import Stack
 
 PAYLOAD = {"user_id": 1, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee"}
-
-
-class _Inbox(MessageHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list = []
-
-    def handle_message(self, message: object) -> None:
-        self.messages.append(message)
-
-
-@pytest.fixture
-def smtp(clean: Stack) -> Iterator[_Inbox]:
-    """A real SMTP server on the port the emails service is configured for."""
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=clean.config.smtp_port)
-    controller.start()
-    yield inbox
-    controller.stop()
 
 
 def test_send_queues_a_message_on_the_emails_queue(emails: TestClient, clean: Stack) -> None:
@@ -62,7 +41,7 @@ def test_mail_to_unknown_users_and_unknown_messages_are_404(emails: TestClient) 
     assert emails.get("/v1/emails/12345").status_code == 404
 
 
-def test_the_welcome_mail_delivered_twice_is_sent_once(smtp: _Inbox, clean: Stack) -> None:
+def test_the_welcome_mail_delivered_twice_is_sent_once(smtp: Inbox, clean: Stack) -> None:
     saga_id = str(uuid.uuid4())
     record_address.run(saga_id, PAYLOAD)
     send_welcome_email.run(saga_id, 1)
@@ -72,7 +51,7 @@ def test_the_welcome_mail_delivered_twice_is_sent_once(smtp: _Inbox, clean: Stac
     assert clean.query("emails", "SELECT status, attempts FROM message") == [("sent", 1)]
 
 
-def test_no_welcome_mail_for_a_forgotten_address(smtp: _Inbox) -> None:
+def test_no_welcome_mail_for_a_forgotten_address(smtp: Inbox) -> None:
     saga_id = str(uuid.uuid4())
     record_address.run(saga_id, PAYLOAD)
     forget_address.run(saga_id, 1)
