@@ -14,7 +14,24 @@ from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
 router = APIRouter(prefix="/v1")
 NOT_FOUND = {404: {"model": ErrorOut}}
+TOO_MANY = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
+BUSY = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def client_address(request: Request) -> str:
+    # Behind the gateway uvicorn sets this from X-Forwarded-For (--proxy-headers, trusted
+    # proxies from FORWARDED_ALLOW_IPS), so it is the caller's address, not nginx's.
+    return request.client.host if request.client else "unknown"
+
+
+def throttle(request: Request, action: str) -> None:
+    """429 with Retry-After once the client address made too many ``action`` requests."""
+    retry_after = request.app.state.throttle.hit(action, client_address(request))
+    if retry_after is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, "too many requests, try again later", headers={"Retry-After": str(retry_after)}
+        )
 
 
 def saga_url(saga: Saga) -> str:
@@ -29,18 +46,25 @@ def saga_ref(saga: Saga) -> SagaRef:
     "/register/",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={202: {"model": UserOut, "description": "accepted; the saga is still running or failed"}, 409: {"model": ErrorOut}},
+    responses={
+        202: {"model": UserOut, "description": "accepted; the saga is still running or failed"},
+        409: {"model": ErrorOut},
+        **TOO_MANY,
+        **BUSY,
+    },
 )
 @router.post("/register", include_in_schema=False)
 def register(body: RegisterRequest, request: Request, response: Response) -> UserOut:
     """Record the user and start the registration saga; wait briefly for it to finish.
 
-    201 when the saga completed within the wait, 202 (with the saga's URL) otherwise.
+    201 when the saga completed within the wait, 202 (with the saga's URL) otherwise. Limited per
+    client address (429 with Retry-After).
     """
+    throttle(request, "register")
     state = request.app.state
     make_session: sessionmaker[Session] = state.sessions
     hasher: PasswordHasher = state.hasher
-    with state.hash_slots:
+    with state.hash_slots.slot():
         password_hash = hasher.hash(body.password)
     try:
         with make_session.begin() as session:
