@@ -19,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.stack import Stack, wait_until  # noqa: E402
+from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
 SERVICES = ("users", "profile", "emails")
 
@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--max-examples", type=int, default=60)
     args = parser.parse_args()
     stack = Stack()
+    stack.env.update(UNTHROTTLED)
     stack.start_infra()
     stack.reset_data()
     stack.start_all()

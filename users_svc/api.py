@@ -1,6 +1,8 @@
+import logging
 import uuid
 from typing import Annotated
 
+import redis
 from argon2 import PasswordHasher
 from celery import Celery
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
@@ -12,6 +14,7 @@ from . import saga_log
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 NOT_FOUND = {404: {"model": ErrorOut}}
 TOO_MANY = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
@@ -25,9 +28,19 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def throttle(request: Request, action: str) -> None:
-    """429 with Retry-After once the client address made too many ``action`` requests."""
-    retry_after = request.app.state.throttle.hit(action, client_address(request))
+def throttle(request: Request, action: str, *, fail_open: bool = False) -> None:
+    """429 with Retry-After once the client address made too many ``action`` requests.
+
+    ``fail_open``: with Redis down, let the request through (a registration is accepted into the
+    outbox while Redis is down; the hash slots still bound what it costs).
+    """
+    try:
+        retry_after = request.app.state.throttle.hit(action, client_address(request))
+    except redis.RedisError as exc:
+        if not fail_open:
+            raise
+        log.warning("throttle unavailable, %s let through: %r", action, exc)
+        return
     if retry_after is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, "too many requests, try again later", headers={"Retry-After": str(retry_after)}
@@ -60,7 +73,7 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
     201 when the saga completed within the wait, 202 (with the saga's URL) otherwise. Limited per
     client address (429 with Retry-After).
     """
-    throttle(request, "register")
+    throttle(request, "register", fail_open=True)
     state = request.app.state
     make_session: sessionmaker[Session] = state.sessions
     hasher: PasswordHasher = state.hasher

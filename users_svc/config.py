@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     refresh_reuse_leeway_seconds: int = Field(default=15, ge=0, le=300)
     # Requests per client address in moving windows (the `limits` package's syntax; several
     # separated by ";"), then 429 with Retry-After.
-    register_rate_limit: str = "20/minute;300/hour"
+    register_rate_limit: str = "60/minute;600/hour"
     login_rate_limit: str = "60/minute"
     restore_rate_limit: str = "20/minute"
     # Failed logins allowed per account and per client address in a fixed window, then 429
