@@ -10,7 +10,9 @@ the CPU affinity, not from the host, and shared among the API workers of the con
     per process  = max(1, min(memory_slots, cpu_slots))
 
 A request that finds every slot taken waits up to ``USERS_HASH_WAIT_SECONDS``, then gets a 503
-with Retry-After, rather than a hash that would push the container out of memory.
+with Retry-After, rather than a hash that would push the container out of memory. At most
+``QUEUE_PER_SLOT`` requests per slot wait; more get the 503 at once, so that waiting requests
+never take all the threads the other endpoints need (anyio's pool has 40).
 """
 
 import logging
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 RETRY_AFTER_SECONDS = 2  # a few hashes' time
+QUEUE_PER_SLOT = 8
 
 
 @dataclass(frozen=True)
@@ -103,22 +106,38 @@ def hash_concurrency(resources: Resources, *, workers: int, hash_memory_bytes: i
 
 
 class HashSlots:
-    """At most ``size`` hashes at once in this process; a bounded wait, then 503."""
+    """At most ``size`` hashes at once in this process; a bounded queue and wait, then 503."""
 
     def __init__(self, size: int, wait_seconds: float) -> None:
         self.size = size
         self.wait_seconds = wait_seconds
+        self.max_waiting = QUEUE_PER_SLOT * size
+        self.waiting = 0
         self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+
+    def _busy(self, why: str) -> HTTPException:
+        log.warning("every hash slot (%d) busy, %s: answering 503", self.size, why)
+        return HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "too many passwords being checked, try again",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        if not self._slots.acquire(timeout=self.wait_seconds):
-            log.warning("every hash slot (%d) busy for %.1f s: answering 503", self.size, self.wait_seconds)
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "too many passwords being checked, try again",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self.waiting >= self.max_waiting:
+                    raise self._busy(f"{self.waiting} requests already waiting")
+                self.waiting += 1
+            try:
+                acquired = self._slots.acquire(timeout=self.wait_seconds)
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+            if not acquired:
+                raise self._busy(f"waited {self.wait_seconds:g} s")
         try:
             yield
         finally:

@@ -1,11 +1,14 @@
 """How many Argon2 hashes at once: read from cgroup limits (v1 and v2), shared among API workers."""
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from fastapi import HTTPException
 
-from users_svc.hashing import MIB, Resources, hash_concurrency, read_resources
+from tests.stack import wait_until
+from users_svc.hashing import MIB, HashSlots, Resources, hash_concurrency, read_resources
 
 HASH = 64 * MIB
 PROCESS = 160 * MIB
@@ -81,3 +84,34 @@ def test_without_limits_the_machine(tmp_path: Path) -> None:
 def test_the_formula(memory_mib: int, cpus: int, workers: int, expected: int) -> None:
     resources = Resources(memory_bytes=memory_mib * MIB, cpus=cpus)
     assert hash_concurrency(resources, workers=workers, hash_memory_bytes=HASH, process_memory_bytes=PROCESS) == expected
+
+
+def test_a_full_queue_gets_503_at_once_and_a_freed_slot_lets_the_waiting_in() -> None:
+    slots = HashSlots(1, wait_seconds=60)
+    slots.max_waiting = 1
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with slots.slot():
+            entered.set()
+
+    with slots.slot():
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        wait_until(lambda: slots.waiting == 1, what="the waiter to queue")
+        with pytest.raises(HTTPException) as refused, slots.slot():
+            pass
+        assert (refused.value.status_code, refused.value.headers) == (503, {"Retry-After": "2"})
+        assert not entered.is_set()
+    thread.join(timeout=60)
+    assert entered.is_set()
+    assert slots.waiting == 0
+
+
+def test_a_wait_that_runs_out_gets_503() -> None:
+    slots = HashSlots(1, wait_seconds=0)
+    with slots.slot(), pytest.raises(HTTPException) as refused, slots.slot():
+        pass
+    assert refused.value.status_code == 503
+    with slots.slot():  # released again
+        pass
