@@ -11,8 +11,8 @@ the CPU affinity, not from the host, and shared among the API workers of the con
 
 A request that finds every slot taken waits up to ``USERS_HASH_WAIT_SECONDS``, then gets a 503
 with Retry-After, rather than a hash that would push the container out of memory. At most
-``QUEUE_PER_SLOT`` requests per slot wait; more get the 503 at once, so that waiting requests
-never take all the threads the other endpoints need (anyio's pool has 40).
+``MAX_WAITING`` requests wait; more get the 503 at once, so that waiting requests never take
+all the threads the other endpoints need (anyio's pool has 40).
 """
 
 import logging
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 RETRY_AFTER_SECONDS = 2  # a few hashes' time
-QUEUE_PER_SLOT = 8
+MAX_WAITING = 24
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class HashSlots:
     def __init__(self, size: int, wait_seconds: float) -> None:
         self.size = size
         self.wait_seconds = wait_seconds
-        self.max_waiting = QUEUE_PER_SLOT * size
+        self.max_waiting = MAX_WAITING
         self.waiting = 0
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
