@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     # timeout) answers the same new pair; after it, a reuse revokes the session (theft).
     refresh_reuse_leeway_seconds: int = Field(default=15, ge=0, le=300)
     # Requests per client address in moving windows (the `limits` package's syntax; several
-    # separated by ";"), then 429 with Retry-After.
-    register_rate_limit: str = "60/minute;600/hour"
+    # separated by ";"), then 429 with Retry-After. A registration costs a hash: one address
+    # gets no more at once than the hash slots clear well within USERS_HASH_WAIT_SECONDS.
+    register_rate_limit: str = "10/minute;200/hour"
     login_rate_limit: str = "60/minute"
     restore_rate_limit: str = "20/minute"
     # Failed logins allowed per account and per client address in a fixed window, then 429

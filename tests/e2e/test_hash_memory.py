@@ -7,7 +7,6 @@ create cgroups (root, as on CI); skipped otherwise.
 """
 
 import os
-import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import ROOT, Stack, command_line, wait_until
+from tests.e2e.conftest import another_users_api
+from tests.stack import Stack
 
 MIB = 1024 * 1024
 # Measured here: the API process is charged about 75 MiB idle, 143 MiB at most with one hash at
@@ -60,35 +60,19 @@ def confined_users_api(infra: Stack) -> Iterator[tuple[str, Path]]:
         directory, _, events = _make_cgroup(f"hash-burst-{uuid.uuid4().hex[:8]}", LIMIT_MIB * MIB)
     except (OSError, LookupError) as exc:
         pytest.skip(f"cannot create a memory cgroup here: {exc}")
-    port = infra.config.users_port + 90
-    command = command_line(infra, "users-api")
-    command[command.index("--port") + 1] = str(port)
-    env = {
-        **infra.env,
+    settings = {
         "USERS_PROCESS_MEMORY_MIB": str(PROCESS_MIB),
         "USERS_HASH_WAIT_SECONDS": "1",
+        "USERS_HASH_CONCURRENCY": "",  # derived
         "USERS_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
         "USERS_LOGIN_RATE_LIMIT": "1000/minute",
     }
-    env.pop("USERS_HASH_CONCURRENCY", None)
-    log = (infra.logs / "confined-users-api.log").open("ab")
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=lambda: (directory / "cgroup.procs").write_text(str(os.getpid())),  # in the child, before exec
-    )
-    url = f"http://127.0.0.1:{port}"
+    join_cgroup = lambda: (directory / "cgroup.procs").write_text(str(os.getpid()))  # noqa: E731  # in the child, before exec
     try:
-        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, timeout=60, what="the confined users API")
-        yield url, events
-        assert process.poll() is None, "the confined users API died"
+        with another_users_api(infra, "confined-users-api", infra.config.users_port + 90, settings, join_cgroup) as (url, process):
+            yield url, events
+            assert process.poll() is None, "the confined users API died"
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
         directory.rmdir()
 
 
