@@ -93,6 +93,7 @@ def test_logout_all_ends_every_session_everywhere(users: TestClient, profile: Te
     assert users.post("/v1/auth/logout-all", headers=bearer(a["access_token"])).status_code == 401
     assert users.post("/v1/auth/logout-all").status_code == 401
     assert _answers(users, profile, emails, user_id, login(users)["access_token"]) == ACCEPTED
+    assert users.get("/openapi.json").json()["paths"]["/v1/auth/logout-all"]["post"]["security"] == [{"HTTPBearer": []}]
 
 
 def test_a_deletion_ends_every_session_everywhere(users: TestClient, profile: TestClient, emails: TestClient, clean: Stack) -> None:
