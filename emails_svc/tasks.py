@@ -240,10 +240,17 @@ def _remember(session: Session, user: RegistrationPayload | RecipientRecord, sag
 
 
 def deliver(message_id: int) -> None:
-    """Send a queued message once; the row lock makes concurrent deliveries wait, then skip."""
+    """Send a queued message once; the row lock makes concurrent deliveries wait, then skip.
+
+    A permanent failure (the message cannot be composed, or the server refuses it for good) is
+    recorded as ``failed`` with the reason and raised, so the task fails without a retry.
+    """
     error: Exception | None = None
     with sessions().begin() as session:
         message = session.get(Message, message_id, with_for_update=True)
+        if message is not None and message.status == DeliveryStatus.FAILED:
+            # Delivered again (the welcome step re-driven): the step fails again, never reports "done".
+            raise mailer.PermanentDeliveryError(f"failed before: {message.last_error}")
         if message is None or message.status != DeliveryStatus.QUEUED:
             return
         message.attempts += 1

@@ -120,7 +120,8 @@ def test_a_non_ascii_local_part_to_a_server_without_smtputf8_fails_at_once_with_
     assert (status, attempts) == ("failed", 1)
     assert "SMTPUTF8" in error
     assert emails.get(f"/v1/emails/{message_id}").json()["status"] == "failed"
-    deliver(message_id)  # delivered again (at least once): nothing more happens
+    with pytest.raises(mailer.PermanentDeliveryError, match="failed before: the SMTP server cannot take"):
+        deliver(message_id)  # delivered again (at least once): nothing more is tried
     assert _message(clean, message_id)[:2] == ("failed", 1)
     assert smtp_without_smtputf8.messages == []
 
@@ -129,6 +130,9 @@ def test_a_welcome_mail_that_cannot_be_delivered_fails_its_step_with_why(smtp_wi
     saga_id = str(uuid.uuid4())
     record_address.run(saga_id, _user(NON_ASCII_LOCAL))
     with pytest.raises(mailer.PermanentDeliveryError, match="SMTPUTF8"):  # not retried: the step fails
+        send_welcome_email.run(saga_id, 1)
+    assert _message(clean)[:2] == ("failed", 1)
+    with pytest.raises(mailer.PermanentDeliveryError, match="SMTPUTF8"):  # re-driven: fails again, not "done"
         send_welcome_email.run(saga_id, 1)
     assert _message(clean)[:2] == ("failed", 1)
 
