@@ -9,7 +9,14 @@ from saga import SingleLine, Storable
 from .mailer import one_line
 
 # One line, so no header injection and nothing EmailMessage refuses (U+0085, U+2028, CR, LF...).
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=200), Storable, SingleLine]
+# SingleLine checks it with a message that says why; the pattern only documents it in the schema.
+Subject = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"}),
+    Storable,
+    SingleLine,
+]
 
 
 class SendRequest(BaseModel):
