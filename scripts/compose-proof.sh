@@ -14,8 +14,9 @@
 # Env:
 #   COMPOSE_PROOF_IMAGES  auto (default): real where `docker pull` works, else the stand-ins;
 #                         real: pull the real images or fail; standin: dockerkit's stand-ins
-#   DOCKERKIT             dockerkit's directory, for the stand-ins (and to start Docker where it is
-#                         not running); default ../shared/dockerkit beside the repository, if there
+#   DOCKERKIT             a dockerkit directory (local stand-ins for the base images, built from
+#                         Debian packages, for machines that cannot pull; its setup also starts
+#                         Docker there): needed only for the stand-ins; .ci/run passes it
 #   COMPOSE               the compose command; default `docker compose` (v2) if it runs, else
 #                         `docker-compose` (v1)
 #   COMPOSE_PROOF_PROJECT (default compose-proof: the project's own volumes are untouched),
@@ -29,7 +30,7 @@ PROJECT=${COMPOSE_PROOF_PROJECT:-compose-proof}
 TIMEOUT=${COMPOSE_PROOF_TIMEOUT:-300}
 PULL_TIMEOUT=${COMPOSE_PROOF_PULL_TIMEOUT:-300}
 IMAGES=${COMPOSE_PROOF_IMAGES:-auto}
-KIT=${DOCKERKIT:-$ROOT/../shared/dockerkit}
+KIT=${DOCKERKIT:-}
 FILES=(docker-compose.yml docker-compose-prod.yml)
 CHECK=(python3 "$ROOT/scripts/compose_proof_check.py")
 COMPOSE=()
@@ -119,7 +120,7 @@ bring_up() {
 
 # 1. Docker, the compose command and the images
 
-kit_present() { [ -x "$KIT/setup" ]; }
+kit_present() { [ -n "$KIT" ] && [ -x "$KIT/setup" ]; }
 run_kit() {
   local sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
   "${sudo[@]}" "$KIT/setup" "${FILES[@]}" || die "dockerkit setup ($KIT/setup) failed"
@@ -141,7 +142,7 @@ command -v python3 >/dev/null || die "python3 is needed on the host for the asse
 command -v curl >/dev/null || die "curl is needed on the host for the smoke script"
 case "$IMAGES" in auto|real|standin) ;; *) die "COMPOSE_PROOF_IMAGES=$IMAGES: use auto, real or standin" ;; esac
 if ! docker info >/dev/null 2>&1; then
-  [ "$IMAGES" != real ] && kit_present || die "Docker is not running (docker info fails): start it first"
+  if [ "$IMAGES" = real ] || ! kit_present; then die "Docker is not running (docker info fails): start it first"; fi
   say "Docker is not running: starting it with dockerkit ($KIT)"
   run_kit
   docker info >/dev/null 2>&1 || die "Docker is still not running after dockerkit setup"
@@ -168,12 +169,12 @@ if [ "$IMAGES" != standin ]; then
     die "COMPOSE_PROOF_IMAGES=real, but pulling the images failed (above)"
   else
     say "pulling images is impossible here (docker pull failed, above; first tried: $probe)"
-    kit_present || die "no registry to pull from and no dockerkit for stand-ins (looked in $KIT; set DOCKERKIT)"
+    kit_present || die "docker pull fails (above): give this machine access to the registry, or set DOCKERKIT to a dockerkit for local stand-ins"
     IMAGES=standin
   fi
 fi
 if [ "$IMAGES" = standin ]; then
-  kit_present || die "COMPOSE_PROOF_IMAGES=standin needs dockerkit (looked in $KIT; set DOCKERKIT)"
+  kit_present || die "COMPOSE_PROOF_IMAGES=standin needs dockerkit: set DOCKERKIT to its directory"
   say "images: dockerkit's local stand-ins ($KIT): Debian's Python, PostgreSQL, Redis, nginx, a MailHog subset"
   run_kit
   # The stand-ins are local images: the classic builder uses them without asking a registry.
