@@ -178,7 +178,7 @@ if [ "$IMAGES" = standin ]; then
   say "images: dockerkit's local stand-ins ($KIT): Debian's Python, PostgreSQL, Redis, nginx, a MailHog subset"
   run_kit
   # The stand-ins are local images: the classic builder uses them without asking a registry.
-  export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+  export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 COMPOSE_BAKE=false
 fi
 
 # 2. Development
