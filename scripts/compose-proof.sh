@@ -36,12 +36,12 @@ CHECK=(python3 "$ROOT/scripts/compose_proof_check.py")
 COMPOSE=()
 WORK=$(mktemp -d)
 FILE=""  # the compose file under test, for the exit trap
-ENV_ARGS=()  # --env-file for the file under test
 WAITING=""  # what all_healthy last reported waiting for
 
 say() { echo "[compose-proof] $*"; }
 die() { echo "[compose-proof] FAILED: $*" >&2; exit 1; }
-dc() { "${COMPOSE[@]}" -p "$PROJECT" -f "$FILE" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} "$@"; }
+ENV_FILE=""  # the production file's secrets
+dc() { "${COMPOSE[@]}" -p "$PROJECT" ${ENV_FILE:+--env-file "$ENV_FILE"} -f "$FILE" "$@"; }
 containers() { docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"; }
 
 on_exit() {
@@ -205,7 +205,7 @@ print("ENVIRONMENT=production")
 print("FLOWER_USER=admin")
 print(f"FLOWER_PASSWORD={secrets.token_urlsafe(18)}")
 PY
-ENV_ARGS=(--env-file "$WORK/prod.env")
+ENV_FILE=$WORK/prod.env
 say "== $FILE"
 bring_up
 dc up -d --no-build --scale users-worker=2 --scale profile-worker=2 --scale emails-worker=2
@@ -243,6 +243,5 @@ if [[ $(docker exec "$(container_of users-api)" printenv USERS_DATABASE_URL) == 
 fi
 dc down -v --remove-orphans
 FILE=""
-ENV_ARGS=()
 
 say "PASSED: docker-compose.yml and docker-compose-prod.yml, built and run from nothing with ${COMPOSE[*]} on the $IMAGES images"
