@@ -40,7 +40,7 @@ class SecretKind(Enum):
     # (minimum length, how to make a good one); a minimum of 0 checks only for placeholders.
     SIGNING_KEY = (MIN_KEY_BYTES, "openssl rand -hex 32")
     PASSWORD = (MIN_PASSWORD_CHARS, "openssl rand -hex 16")
-    EXTERNAL = (0, "the one its provider gave you")  # e.g. an SMTP account's: not ours to size
+    EXTERNAL = (0, "the account's real one")  # e.g. an SMTP account's: not ours to size
 
 
 @dataclass(frozen=True)
