@@ -2,10 +2,12 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from saga import DEV_SIGNING_KEY, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
+
+from .throttle import parse_rates
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,10 @@ class Settings(BaseSettings):
     # Touched on every relay pass when set: the container's healthcheck reads its age.
     relay_heartbeat_file: Path | None = None
     relay_interval_seconds: float = 2.0
+    # POST /v1/emails/send/ per client address and per recipient user, in the limits notation
+    # ("5/minute;50/day": each must hold); past one, 429 with Retry-After. Empty: no limit.
+    send_rate_per_address: str = "20/minute;200/hour"
+    send_rate_per_recipient: str = "5/minute;50/day"
     # "production" refuses to start with a placeholder, short or repetitive secret (saga/_settings.py).
     environment: Literal["development", "production"] = "development"
     # On: sending and reading mail wants an access token whose subject is the user addressed (401/403).
@@ -42,6 +48,15 @@ class Settings(BaseSettings):
             password_in_url("EMAILS_BROKER_URL", self.broker_url),
             Secret("EMAILS_SMTP_PASSWORD", self.smtp_password, SecretKind.EXTERNAL),
         ]
+
+    @field_validator("send_rate_per_address", "send_rate_per_recipient")
+    @classmethod
+    def _rates_parse(cls, value: str) -> str:
+        try:
+            parse_rates(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate in the limits notation, such as '5/minute;50/day': {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _secrets_fit_the_environment(self) -> Self:

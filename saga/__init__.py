@@ -9,6 +9,7 @@ from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload
 from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
 from ._service import (
     RequestIdMiddleware,
+    SingleLine,
     Storable,
     add_error_handlers,
     add_probes,
@@ -65,6 +66,7 @@ __all__ = [
     "SagaTask",
     "Secret",
     "SecretKind",
+    "SingleLine",
     "Step",
     "StepLedgerMixin",
     "Storable",
