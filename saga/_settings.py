@@ -115,13 +115,14 @@ def _invalid_settings(exc: ValidationError, env_prefix: str) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         cause = error.get("ctx", {}).get("error")
+        message = str(error["msg"]).removeprefix("Value error, ")
         if isinstance(cause, InsecureSecrets):
             lines.extend(cause.problems)
         elif error["loc"]:
             variable = env_prefix + "_".join(str(part) for part in error["loc"]).upper()
-            lines.append(f"{variable}: {error['msg']}")
+            lines.append(f"{variable}: {message}")
         else:
-            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            lines.append(message)
     return lines
 
 

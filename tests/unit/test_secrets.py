@@ -181,6 +181,13 @@ def test_a_missing_setting_is_one_line_too(monkeypatch: pytest.MonkeyPatch, caps
     assert capsys.readouterr().err.splitlines() == ["refusing to start: PROFILE_DATABASE_URL: Field required"]
 
 
+def test_an_invalid_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EMAILS_SEND_RATE_PER_ADDRESS", "often")
+    with pytest.raises(SystemExit):
+        load_settings(_settings_class("emails_svc"))
+    assert capsys.readouterr().err.startswith("refusing to start: EMAILS_SEND_RATE_PER_ADDRESS: not a rate in the limits notation")
+
+
 def test_development_warns_about_each_placeholder(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     _environment(monkeypatch, "users_svc", environment="development", database_url="postgresql+psycopg2://app:changethis@postgres/users")
     with caplog.at_level(logging.WARNING, logger="security"):
