@@ -30,10 +30,10 @@ clean: down
 fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and through the gateway
 	$(BIN)/python scripts/fuzz.py
 
-chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down); writes CHAOS.md
+chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down); writes docs/chaos.md
 	$(BIN)/python scripts/chaos.py
 
-bench: ## throughput and latency against ceilings measured in the same run; writes BENCHMARKS.md
+bench: ## throughput and latency against ceilings measured in the same run; writes docs/benchmarks.md
 	./scripts/setup.sh bench
 	$(BIN)/python scripts/bench/bench.py
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chaos: faults injected while registrations flow; afterwards, nothing may be lost.
 
-    make chaos                 # or: .venv/bin/python scripts/chaos.py [--seconds 20] [--out CHAOS.md]
+    make chaos                 # or: .venv/bin/python scripts/chaos.py [--seconds 20] [--out docs/chaos.md]
 
 For each fault in turn — SIGKILL each kind of worker and start it again, restart Redis, restart
 PostgreSQL, SMTP refusing connections for 30 s — registrations are sent for a bounded time by a
@@ -129,7 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20, help="how long registrations flow per fault")
     parser.add_argument("--settle", type=float, default=120, help="bound on the wait for sagas to finish")
-    parser.add_argument("--out", type=Path, default=ROOT / "CHAOS.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "chaos.md")
     args = parser.parse_args()
 
     stack = Stack()

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     register_wait_seconds: float = 5.0
     # Argon2id: 64 MiB and 3 passes as RFC 9106's second recommendation, but one lane: on a
     # server concurrency comes from requests, so each core hashes one password at a time
-    # (four lanes per hash oversubscribe the cores and cut throughput, see BENCHMARKS.md).
+    # (four lanes per hash oversubscribe the cores and cut throughput, see docs/benchmarks.md).
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 1

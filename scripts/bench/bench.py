@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks: figures beside a ceiling measured in the same run, written to BENCHMARKS.md.
+"""Benchmarks: figures beside a ceiling measured in the same run, written to docs/benchmarks.md.
 
     make bench                 # or: .venv/bin/python scripts/bench/bench.py [--seconds 20]
 
@@ -165,7 +165,7 @@ def plot(levels: list[dict], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20, help="length of each measured run")
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     seconds = args.seconds
 
