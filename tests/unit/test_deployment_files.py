@@ -76,3 +76,19 @@ def test_the_gateway_image_is_on_a_stable_nginx_line() -> None:
 def test_scripts_keep_lf_line_endings_on_every_checkout(path: str) -> None:
     attributes = subprocess.run(["git", "-C", str(ROOT), "check-attr", "eol", "--", path], capture_output=True, text=True, check=True)
     assert attributes.stdout.strip().endswith("eol: lf"), attributes.stdout
+
+
+def test_generate_secrets_fills_every_empty_secret_once_and_keeps_the_rest(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text().replace("FLOWER_PASSWORD=\n", "FLOWER_PASSWORD=mine-already\n"))
+    script = [str(ROOT / "scripts" / "generate-secrets.sh"), str(env_file)]
+    subprocess.run(script, check=True, capture_output=True)
+    first = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if re.match(r"^\w+=", line))
+    assert first["FLOWER_PASSWORD"] == "mine-already"
+    generated = [first[name] for name in SECRETS if name != "FLOWER_PASSWORD"]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in generated), generated
+    assert len(set(generated)) == len(generated)  # a new value for each
+    subprocess.run(script, check=True, capture_output=True)
+    assert env_file.read_text().count("=") == (ROOT / ".env.example").read_text().count("=")  # nothing added twice
+    assert dict(line.split("=", 1) for line in env_file.read_text().splitlines() if re.match(r"^\w+=", line)) == first
+    assert env_file.stat().st_mode & 0o077 == 0  # readable by its owner only
