@@ -39,7 +39,8 @@ refuses_naming() {
     dc_with "$env_file" down -v >/dev/null 2>&1 || true
     die "$FILE started with $3"
   fi
-  [[ $output =~ set\ ([A-Z_]+)\ in\ \.env ]] && [[ " ${SECRETS[*]} " == *" ${BASH_REMATCH[1]} "* ]] \
+  # The reason is the last part (Compose v1 prints the whole environment mapping before it).
+  [[ ${output##*: } =~ ^set\ ([A-Z_]+)\ in\ \.env ]] && [[ " ${SECRETS[*]} " == *" ${BASH_REMATCH[1]} "* ]] \
     || die "$FILE refused with $3, but did not name a secret to set: $output"
   [ -z "$variable" ] || [ "${BASH_REMATCH[1]}" = "$variable" ] || die "$FILE refused with $3, naming ${BASH_REMATCH[1]}, not $variable"
   [ -z "$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")" ] || die "containers were made with $3"
