@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean fuzz chaos bench compose-proof
+.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench compose-proof
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -13,9 +13,11 @@ run: setup ## the whole system: APIs on 8007-8009, gateway 8080, Flower 5555, ma
 test: setup lint ## unit, integration and end-to-end tests against real PostgreSQL, Redis, Celery, SMTP and nginx
 	$(BIN)/pytest
 
-lint:
+lint: ## ruff (lint and format) and actionlint (the CI workflow)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@if [ -x $(BIN)/actionlint ]; then echo "$(BIN)/actionlint"; $(BIN)/actionlint; \
+	else echo "lint: actionlint is not installed (requirements/lint.txt): .github/workflows NOT checked"; fi
 
 format:
 	$(BIN)/ruff check --fix .
@@ -27,6 +29,12 @@ down: ## stop the PostgreSQL and Redis that `make run` started
 clean: down
 	rm -rf .run
 
+smoke: ## the contract's calls with assertions against a FRESH `make run` or `docker compose up` (ports: DEVSTACK_*_PORT or SMOKE_*_URL)
+	./scripts/smoke.sh dev
+
+smoke-prod: ## the same through the production gateway, inbox not read (SMOKE_GATEWAY_URL, default http://127.0.0.1)
+	./scripts/smoke.sh prod
+
 fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and through the gateway
 	$(BIN)/python scripts/fuzz.py
 
@@ -37,5 +45,5 @@ bench: ## throughput and latency against ceilings measured in the same run; writ
 	./scripts/setup.sh bench
 	$(BIN)/python scripts/bench/bench.py
 
-compose-proof: ## both compose files built and run from nothing, checked with the contract's scripts (Docker via ../shared/dockerkit)
-	./scripts/compose-proof.sh
+compose-proof: ## both compose files built and run from nothing and smoke-tested; real images (STANDINS=1: dockerkit's stand-ins)
+	$(if $(STANDINS),COMPOSE_PROOF_IMAGES=standin )./scripts/compose-proof.sh

@@ -2,10 +2,12 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from saga import DEV_SIGNING_KEY, check_signing_key, warn_on_insecure_default
+
+from .throttle import parse_rates
 
 
 class Settings(BaseSettings):
@@ -25,12 +27,25 @@ class Settings(BaseSettings):
     # Touched on every relay pass when set: the container's healthcheck reads its age.
     relay_heartbeat_file: Path | None = None
     relay_interval_seconds: float = 2.0
+    # POST /v1/emails/send/ per client address and per recipient user, in the limits notation
+    # ("5/minute;50/day": each must hold); past one, 429 with Retry-After. Empty: no limit.
+    send_rate_per_address: str = "20/minute;200/hour"
+    send_rate_per_recipient: str = "5/minute;50/day"
     environment: Literal["development", "production"] = "development"
     # On: sending and reading mail wants an access token whose subject is the user addressed (401/403).
     # Off by default, as the contract's scripts call these endpoints without tokens.
     require_access_token: bool = False
     # The users service's signing key (USERS_JWT_SIGNING_KEY): tokens are verified here, locally.
     jwt_signing_key: str = DEV_SIGNING_KEY
+
+    @field_validator("send_rate_per_address", "send_rate_per_recipient")
+    @classmethod
+    def _rates_parse(cls, value: str) -> str:
+        try:
+            parse_rates(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate in the limits notation, such as '5/minute;50/day': {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _signing_key_fits_the_environment(self) -> Self:

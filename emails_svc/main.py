@@ -22,6 +22,7 @@ from .api import router
 from .config import Settings, get_settings
 from .db import make_sessionmaker, reads_of
 from .tasks import celery_app
+from .throttle import SendThrottle
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = make_sessionmaker(settings.database_url)
         app.state.reads = reads_of(app.state.sessions)
         app.state.celery = celery_app
+        app.state.send_throttle = SendThrottle(settings.broker_url, settings.send_rate_per_address, settings.send_rate_per_recipient)
         app.state.token_verifier = None
         token_state = None
         if settings.require_access_token:
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if token_state is not None:
             token_state.close()
+        app.state.send_throttle.close()
         app.state.sessions.kw["bind"].dispose()
 
     app = FastAPI(title="emails", version="1.0.0", lifespan=lifespan, redirect_slashes=False)

@@ -36,6 +36,7 @@ from .config import get_settings
 from .db import make_sessionmaker
 from .models import DeliveryStatus, Message, MessageKind, Recipient, SagaStepLog
 from .outbox import publish_pending
+from .schemas import RecipientRecord
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -79,7 +80,7 @@ def _fresh_pool_after_fork(**_: object) -> None:
     retry_backoff_max=30,
 )
 def record_address(saga_id: str, payload: dict[str, object]) -> None:
-    user = RegistrationPayload.model_validate(payload)
+    user = _recipient(payload)
     with sessions().begin() as session:
         if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), Step.RECORD_ADDRESS):
             return  # delivered twice: already done
@@ -199,7 +200,7 @@ def undo_erase_address(saga_id: str, payload: dict[str, object]) -> None:
 @celery_app.task(name=TaskName.RECALL_ADDRESS, base=SagaTask, step=RestoreStep.RECALL_ADDRESS, **_STEP_RETRY)
 def recall_address(saga_id: str, payload: dict[str, object]) -> None:
     """A restored account's address, learnt again from the users service."""
-    user = RegistrationPayload.model_validate(payload)
+    user = _recipient(payload)
     with sessions().begin() as session:
         if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RestoreStep.RECALL_ADDRESS):
             return
@@ -225,36 +226,50 @@ def purge_address(saga_id: str, payload: dict[str, object]) -> None:
         session.execute(delete(Message).where(Message.user_id == user.user_id))
 
 
-def _remember(session: Session, user: RegistrationPayload, saga: uuid.UUID) -> None:
+def _recipient(payload: dict[str, object]) -> RecipientRecord:
+    """The user a registration or restore brings; an address no mail can be written to is refused.
+
+    The refusal (a ValidationError) is permanent: the step fails and the saga is compensated.
+    """
+    return RecipientRecord.model_validate(RegistrationPayload.model_validate(payload).model_dump())
+
+
+def _remember(session: Session, user: RegistrationPayload | RecipientRecord, saga: uuid.UUID) -> None:
     values = {"user_id": user.user_id, "email": user.email, "first_name": user.first_name, "last_name": user.last_name, "saga_id": saga}
     session.execute(insert(Recipient).values(**values).on_conflict_do_update(index_elements=[Recipient.user_id], set_=values))
 
 
 def deliver(message_id: int) -> None:
-    """Send a queued message once; the row lock makes concurrent deliveries wait, then skip."""
+    """Send a queued message once; the row lock makes concurrent deliveries wait, then skip.
+
+    A permanent failure (the message cannot be composed, or the server refuses it for good) is
+    recorded as ``failed`` with the reason and raised, so the task fails without a retry.
+    """
     error: Exception | None = None
     with sessions().begin() as session:
         message = session.get(Message, message_id, with_for_update=True)
+        if message is not None and message.status == DeliveryStatus.FAILED:
+            # Delivered again (the welcome step re-driven): the step fails again, never reports "done".
+            raise mailer.PermanentDeliveryError(f"failed before: {message.last_error}")
         if message is None or message.status != DeliveryStatus.QUEUED:
             return
         message.attempts += 1
         try:
-            mailer.send(
-                settings,
-                mailer.compose(
-                    sender=settings.mail_from,
-                    to_address=message.to_address,
-                    to_name=message.to_name,
-                    subject=message.subject,
-                    text=message.body_text,
-                    html=message.body_html,
-                    message_id=message.smtp_message_id or mailer.new_message_id(settings.mail_from),
-                ),
+            composed = mailer.compose(
+                sender=settings.mail_from,
+                to_address=message.to_address,
+                to_name=message.to_name,
+                subject=message.subject,
+                text=message.body_text,
+                html=message.body_html,
+                message_id=message.smtp_message_id or mailer.new_message_id(settings.mail_from),
             )
+            mailer.send(settings, composed)
         except mailer.TransientDeliveryError as exc:
             message.last_error, error = str(exc), exc
-        except mailer.PermanentDeliveryError as exc:
+        except mailer.PermanentDeliveryError as exc:  # also a message that cannot be composed: never sendable
             message.status, message.last_error, error = DeliveryStatus.FAILED, str(exc), exc
+            log.warning("message %s (%s) to user %s failed for good: %s", message.id, message.kind, message.user_id, exc)
         else:
             message.status, message.sent_at, message.last_error = DeliveryStatus.SENT, datetime.now(UTC), None
             log.info("message %s (%s) sent to user %s", message.id, message.kind, message.user_id)

@@ -10,6 +10,7 @@ from ._registration import PIVOT, compensation_chain, registration_saga, step_ta
 from ._service import (
     INSECURE_DEFAULT_PASSWORD,
     RequestIdMiddleware,
+    SingleLine,
     Storable,
     add_error_handlers,
     add_probes,
@@ -65,6 +66,7 @@ __all__ = [
     "SagaDefinition",
     "SagaKind",
     "SagaTask",
+    "SingleLine",
     "Step",
     "StepLedgerMixin",
     "Storable",

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import unicodedata
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -55,6 +56,21 @@ def _storable(value: str) -> str:
 
 Storable = AfterValidator(_storable)
 """Put last in the ``Annotated`` of every free-text input field, after its length limits."""
+
+# Control characters (C0, DEL, C1 such as U+0085) and the line and paragraph separators: every
+# character str.splitlines() breaks on is among them, and a mail header refuses each of those.
+_NOT_IN_ONE_LINE = ("Cc", "Zl", "Zp")
+
+
+def _single_line(value: str) -> str:
+    for char in value:
+        if unicodedata.category(char) in _NOT_IN_ONE_LINE:
+            raise ValueError(f"must be one line of text: no line breaks or control characters (found U+{ord(char):04X})")
+    return value
+
+
+SingleLine = AfterValidator(_single_line)
+"""For text that ends up in a mail header (a subject, a name): one line, no control characters."""
 
 
 def database_ready(make_session: sessionmaker) -> bool:

@@ -233,7 +233,10 @@ def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None
         (tls_dir / "tls.conf").write_text(render(ROOT / "nginx" / "tls.conf.template"))
     (nginx_dir / "nginx.conf").write_text(
         "worker_processes 1;\npid nginx.pid;\nerror_log stderr;\nevents { worker_connections 1024; }\n"
+        # Every temp path inside the prefix: as a user other than root (CI runners) nginx cannot
+        # create its compiled-in ones under /var/lib/nginx.
         "http {\n  access_log /dev/stdout;\n  client_body_temp_path tmp;\n  proxy_temp_path tmp;\n"
+        "  fastcgi_temp_path tmp;\n  uwsgi_temp_path tmp;\n  scgi_temp_path tmp;\n"
         "  include " + str(nginx_dir / "gateway.conf") + ";\n}\n"
     )
     (nginx_dir / "tmp").mkdir(exist_ok=True)

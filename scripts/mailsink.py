@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """A local SMTP sink with a MailHog-compatible inbox API, for running without Docker.
 
-SMTP on --smtp-port (aiosmtpd); HTTP on --http-port:
+SMTP on --smtp-port (aiosmtpd), offering SMTPUTF8 and 8BITMIME as real servers do. Like a real
+server that does not know a mailbox, it refuses recipients whose local part starts with
+"bounce-" with 550 5.1.1, so that permanent delivery failures can be tried.
+HTTP on --http-port:
   GET /api/v2/messages     messages, newest first, in MailHog's shape (total, count, items[])
   DELETE /api/v1/messages  empty the inbox
   GET /                    a plain list of the messages
@@ -23,9 +26,16 @@ from aiosmtpd.controller import Controller
 _lock = threading.Lock()
 _messages: list[dict[str, Any]] = []
 _spool: Path | None = None  # with --spool, the inbox survives a restart
+UNKNOWN_MAILBOX_PREFIX = "bounce-"
 
 
 class _Handler:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
+        if address.lower().startswith(UNKNOWN_MAILBOX_PREFIX):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
         parsed = message_from_bytes(raw, policy=policy.default)
@@ -98,7 +108,7 @@ def main() -> None:
         _spool = args.spool
         if _spool.exists():
             _messages[:] = [json.loads(line) for line in reversed(_spool.read_text().splitlines()) if line]
-    controller = Controller(_Handler(), hostname=args.host, port=args.smtp_port)
+    controller = Controller(_Handler(), hostname=args.host, port=args.smtp_port, enable_SMTPUTF8=True)
     controller.start()
     print(f"mailsink: SMTP on {args.host}:{args.smtp_port}, inbox on http://{args.host}:{args.http_port}/", flush=True)
     try:

@@ -14,10 +14,14 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 [ "$profile" != bench ] || command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)  # GitHub's Ubuntu runners: passwordless sudo
+  "${SUDO[@]}" apt-get update -qq
+  # Debian 12 has nginx-light; newer Debian and Ubuntu releases have only nginx.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]] && ! apt-cache show nginx-light >/dev/null 2>&1; then
+    missing=("${missing[@]/nginx-light/nginx}")
+  fi
   echo "setup: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian packages start their own servers where they can; ours run on their own ports.
 
@@ -30,5 +34,9 @@ want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r "requirements/$profile.txt"
+  # actionlint (make lint checks .github/workflows with it): its package downloads the binary from
+  # GitHub while installing, so where GitHub is out of reach it is left out and make lint says so.
+  "$VENV/bin/pip" install -q -r requirements/lint.txt >/dev/null 2>&1 \
+    || echo "setup: actionlint not installed (requirements/lint.txt fetches it from GitHub, unreachable here)" >&2
   echo "$want" > "$stamp"
 fi

@@ -4,9 +4,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema, model_validator
 
-from saga import Storable
+from saga import SingleLine, Storable
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable]
+# A name goes into the To header of every mail to the user: one line.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable, SingleLine]
 Password = Annotated[str, Field(min_length=1, max_length=1024), Storable]
 # Read laxly on purpose: the contract sends "False" and "True" as strings. Documented as such.
 LaxBool = Annotated[

@@ -1,13 +1,20 @@
-"""The contract's acceptance script (../shared/spec/smoke-dev.sh), line by line, as assertions.
+"""The contract's acceptance calls, line by line, as assertions; and the project's smoke script
+(scripts/smoke.sh, the same calls with curl) run for real against the same stack.
 
-Run directly against each service and again through the nginx gateway. The script has no
+Run directly against each service and again through the nginx gateway. The calls have no
 pauses, so neither do these requests.
 """
+
+import os
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.stack import Stack, wait_until
+
+SMOKE = Path(__file__).resolve().parents[2] / "scripts" / "smoke.sh"
 
 
 @pytest.mark.parametrize("via", ["direct", "gateway"])
@@ -88,3 +95,40 @@ def test_the_gateway_answers_unknown_paths_in_json_and_tags_requests(system: Sta
 def test_flower_answers(system: Stack, client: httpx.Client) -> None:
     assert client.get(f"http://127.0.0.1:{system.config.flower_port}/flower/").status_code == 200
     assert client.get(system.url("gateway", "/flower/")).status_code == 200
+
+
+def _fresh(system: Stack, client: httpx.Client) -> None:
+    """Empty tables (ids restart at 1), broker and inbox: the smoke script asserts on a fresh stack."""
+    system.reset_data()
+    client.delete(f"http://127.0.0.1:{system.config.mail_http_port}/api/v1/messages").raise_for_status()
+
+
+def _smoke(system: Stack, mode: str) -> subprocess.CompletedProcess[str]:
+    mail = f"http://127.0.0.1:{system.config.mail_http_port}"
+    urls = {
+        "dev": {f"SMOKE_{s.upper()}_URL": system.url(s, "") for s in ("users", "profile", "emails")} | {"SMOKE_MAIL_URL": mail},
+        "prod": {"SMOKE_GATEWAY_URL": system.url("gateway", ""), "SMOKE_MAIL_URL": mail},
+    }[mode]
+    env = {**os.environ, **urls, "SMOKE_TIMEOUT": "60"}
+    return subprocess.run(["bash", str(SMOKE), mode], env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("mode", ["dev", "prod"])
+def test_the_smoke_script_passes_on_a_fresh_stack(system: Stack, client: httpx.Client, mode: str) -> None:
+    _fresh(system, client)
+    run = _smoke(system, mode)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"[smoke] PASSED ({mode})" in run.stdout
+    assert "the inbox holds both welcome mails" in run.stdout
+
+
+def test_the_smoke_script_refuses_a_used_stack_before_any_call(system: Stack, client: httpx.Client) -> None:
+    _fresh(system, client)
+    assert _smoke(system, "dev").returncode == 0
+    users = system.query("users", "SELECT count(*) FROM user_account")
+
+    again = _smoke(system, "dev")
+
+    assert again.returncode == 2
+    assert "NOT A FRESH STACK" in again.stderr
+    assert system.query("users", "SELECT count(*) FROM user_account") == users
