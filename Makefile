@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench compose-proof
+.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench compose-proof lock
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -47,3 +47,13 @@ bench: ## throughput and latency against ceilings measured in the same run; writ
 
 compose-proof: ## both compose files built and run from nothing and smoke-tested; real images (STANDINS=1: dockerkit's stand-ins)
 	$(if $(STANDINS),COMPOSE_PROOF_IMAGES=standin )./scripts/compose-proof.sh
+
+# The images and the virtualenv install from these locks only (pip --require-hashes): every
+# transitive requirement pinned, with the hashes of its files on PyPI, for Python 3.11 on any
+# platform. Kept where they are unless requirements/*.txt asks otherwise; LOCK_FLAGS=--upgrade
+# moves every unpinned (transitive) requirement to its newest release.
+LOCK := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: setup ## refresh requirements/*.lock from requirements/*.txt (LOCK_FLAGS=--upgrade for newer transitive releases)
+	$(LOCK) requirements/base.txt -o requirements/base.lock
+	$(LOCK) requirements/dev.txt -c requirements/base.lock -o requirements/dev.lock
+	$(LOCK) requirements/bench.txt -c requirements/dev.lock -o requirements/bench.lock

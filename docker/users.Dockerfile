@@ -3,13 +3,14 @@
 #   docker build -f docker/users.Dockerfile -t registration-users .
 
 # Builder: a virtualenv with the runtime requirements, in a layer of its own that is rebuilt only
-# when requirements/base.txt changes. pip runs from the base image (--python) so that the
-# virtualenv itself carries no pip. Every wheel is prebuilt: no compiler is needed.
+# when requirements/base.lock changes: every transitive requirement pinned, and each file checked
+# against the lock's hashes (refresh it with `make lock`). pip runs from the base image (--python)
+# so that the virtualenv itself carries no pip. Every wheel is prebuilt: no compiler is needed.
 FROM python:3.11-slim-bookworm AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv --without-pip /opt/venv
-COPY requirements/base.txt /tmp/requirements.txt
-RUN pip --python /opt/venv/bin/python install -r /tmp/requirements.txt
+COPY requirements/base.lock /tmp/requirements.lock
+RUN pip --python /opt/venv/bin/python install --require-hashes -r /tmp/requirements.lock
 
 # Runtime: the slim base, the virtualenv, the code, a non-root user.
 FROM python:3.11-slim-bookworm

@@ -15,7 +15,6 @@ from saga import (
     configure_logging,
     database_ready,
     token_security,
-    warn_if_development_key,
 )
 
 from .api import router
@@ -39,7 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.token_verifier = None
         token_state = None
         if settings.require_access_token:
-            warn_if_development_key(settings.jwt_signing_key, "EMAILS_JWT_SIGNING_KEY")
             token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
             app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
         yield

@@ -4,7 +4,7 @@ from typing import Literal, Self
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, check_signing_key, warn_on_insecure_default
+from saga import DEV_SIGNING_KEY, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
 
 
 class Settings(BaseSettings):
@@ -12,6 +12,7 @@ class Settings(BaseSettings):
 
     database_url: str
     broker_url: str
+    # "production" refuses to start with a placeholder, short or repetitive secret (saga/_settings.py).
     environment: Literal["development", "production"] = "development"
     # On: every endpoint wants an access token whose subject is the user addressed (401/403).
     # Off by default, as the contract's scripts call these endpoints without tokens.
@@ -19,15 +20,21 @@ class Settings(BaseSettings):
     # The users service's signing key (USERS_JWT_SIGNING_KEY): tokens are verified here, locally.
     jwt_signing_key: str = DEV_SIGNING_KEY
 
+    def secrets(self) -> list[Secret]:
+        # The signing key only when tokens are required: otherwise this service never uses it.
+        key = self.jwt_signing_key if self.require_access_token else None
+        return [
+            Secret("PROFILE_JWT_SIGNING_KEY", key, SecretKind.SIGNING_KEY),
+            password_in_url("PROFILE_DATABASE_URL", self.database_url),
+            password_in_url("PROFILE_BROKER_URL", self.broker_url),
+        ]
+
     @model_validator(mode="after")
-    def _signing_key_fits_the_environment(self) -> Self:
-        if self.require_access_token:
-            check_signing_key(self.jwt_signing_key, self.environment)
+    def _secrets_fit_the_environment(self) -> Self:
+        refuse_weak_secrets(self.environment, self.secrets())
         return self
 
 
 @cache
 def get_settings() -> Settings:
-    settings = Settings()  # type: ignore[call-arg]  # read from the environment
-    warn_on_insecure_default(settings.database_url)
-    return settings
+    return load_settings(Settings)

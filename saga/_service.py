@@ -1,4 +1,4 @@
-"""Conventions every service follows: health probes, JSON errors, the insecure-default warning."""
+"""Conventions every service follows: health probes, JSON errors, request ids in the logs."""
 
 import json
 import logging
@@ -14,33 +14,14 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
-from sqlalchemy import make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("service")
-
-# The placeholder docker-compose-prod.yml falls back to when POSTGRES_PASSWORD is not set, so
-# that the contract's command runs out of the box; every process using it says so, loudly.
-INSECURE_DEFAULT_PASSWORD = "changethis"  # noqa: S105  # the placeholder itself, not a secret
-
-
-def warn_on_insecure_default(database_url: str) -> None:
-    try:
-        password = make_url(database_url).password
-    except ArgumentError:
-        return  # not a URL: the engine will say so
-    if password == INSECURE_DEFAULT_PASSWORD:
-        logging.getLogger("security").warning(
-            "%s\nINSECURE DEFAULT: the database password is the placeholder %r. Set POSTGRES_PASSWORD "
-            "(see .env.example) before this system holds real data.\n%s",
-            "!" * 80,
-            INSECURE_DEFAULT_PASSWORD,
-            "!" * 80,
-        )
 
 
 def _storable(value: str) -> str:

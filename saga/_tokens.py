@@ -24,9 +24,8 @@ log = logging.getLogger("saga.tokens")
 
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32  # RFC 7518 3.2: an HS256 key is at least as long as the hash
-# The development default: usable only because it is loud, refused in production.
+# The development default: usable only because it is loud, refused in production (saga/_settings.py).
 DEV_SIGNING_KEY = "development-only-jwt-signing-key--never-use-in-production"
-PLACEHOLDER_KEYS = frozenset({DEV_SIGNING_KEY, "changethis", "change-me", "changeme", "secret"})
 REVOKED_PREFIX = "auth:revoked:"
 REVOKED_FAMILY_PREFIX = "auth:revoked-family:"
 VALID_AFTER_PREFIX = "auth:valid-after:"
@@ -52,20 +51,6 @@ class Claims:
     # The user's valid-after when the session began (ms; see valid_after_key): the token is refused
     # once the user's valid-after moves past it. Tokens from before the claim existed count as 0.
     vaf: int = 0
-
-
-def check_signing_key(key: str, environment: str) -> str:
-    """A settings validator: refuse short keys always, placeholder keys in production."""
-    if len(key.encode()) < MIN_KEY_BYTES:
-        raise ValueError(f"the JWT signing key must be at least {MIN_KEY_BYTES} bytes")
-    if environment == "production" and key in PLACEHOLDER_KEYS:
-        raise ValueError("the JWT signing key is a placeholder; set a secret one in production")
-    return key
-
-
-def warn_if_development_key(key: str, setting: str) -> None:
-    if key == DEV_SIGNING_KEY:
-        log.warning("!!! %s is not set: tokens are signed with the public development key and anyone can forge them !!!", setting)
 
 
 def encode_token(key: str, claims: Claims) -> str:
@@ -180,7 +165,11 @@ async def token_subject(request: Request) -> int | None:
     None. The scheme is read here rather than declared, so that the OpenAPI docs show it only
     where it is required (see ``token_security``).
     """
-    verifier: AccessTokenVerifier | None = request.app.state.token_verifier
+    return await subject_if_required(request, request.app.state.token_verifier)
+
+
+async def subject_if_required(request: Request, verifier: AccessTokenVerifier | None) -> int | None:
+    """The subject of the request's access token checked by ``verifier``; None without a verifier."""
     if verifier is None:
         return None
     return verified_claims(verifier, await bearer_scheme(request)).sub

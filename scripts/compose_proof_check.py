@@ -5,16 +5,27 @@ it runs on the host; scripts/smoke_check.py checks the contract's calls and the 
     compose_proof_check.py gateway BASE_URL      nginx's own answers: JSON 404 and 413, X-Request-ID
     compose_proof_check.py flower-workers N < WORKERS_JSON   Flower's /api/workers lists N live
                                                  workers on each service queue
+    compose_proof_check.py tokens BASE_URL       (tokens required) an access token signed with any
+                                                 key found in the repository is refused by every
+                                                 service; a genuine one (the contract's user 1) is not
 
 Exit status: 0 passed; 1 failed (for `flower-workers`: not yet, worth polling again);
 2 failed for good.
 """
 
+import base64
+import hashlib
+import hmac
 import json
+import re
+import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
+from pathlib import Path
 
 QUEUES = ("users", "profile", "emails")
 
@@ -54,8 +65,72 @@ def flower_workers(per_queue: str) -> None:
     check(all(counts[q] == int(per_queue) for q in QUEUES), f"flower: workers per queue {dict(counts)}, expected {per_queue} each")
 
 
+def _repository_keys() -> set[str]:
+    """Every string that could be a signing key in the repository: the literals on lines that
+    speak of a key, a secret or signing (and "k" * 32 style ones), in every tracked text file."""
+    root = Path(__file__).resolve().parent.parent
+    files = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+    literal = re.compile(r"\"([^\"\n]{8,})\"|'([^'\n]{8,})'")
+    repeated = re.compile(r"[\"'](.{1,4})[\"']\s*\*\s*(\d{1,3})")
+    keys = set()
+    for name in files:
+        try:
+            text = (root / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for line in text.splitlines():
+            if re.search(r"key|secret|signing", line, re.I):
+                keys.update(a or b for a, b in literal.findall(line))
+                keys.update(chunk * int(times) for chunk, times in repeated.findall(line))
+    return keys
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _forge(key: str, user_id: int) -> str:
+    """An HS256 access token for user_id, as the users service would sign it with key."""
+    now = int(time.time())
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": str(user_id), "jti": uuid.uuid4().hex, "typ": "access", "iat": now, "exp": now + 600}
+    payload = _b64(json.dumps(claims).encode())
+    signature = hmac.new(key.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def tokens(base: str) -> None:
+    # An endpoint of each service that needs a token (profile and emails: when tokens are required).
+    mail = json.dumps({"user_id": 1, "subject": "compose-proof token check", "body": "sent with a genuine token"}).encode()
+    guarded = [("/v1/users/me", None), ("/v1/profile/1", None), ("/v1/subscription/1", None), ("/v1/emails/send/", mail)]
+    json_type = {"Content-Type": "application/json"}
+
+    def call(path: str, data: bytes | None, token: str | None) -> tuple[int, bytes]:
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        status, _, body = _request(f"{base}{path}", data=data, headers=json_type | auth)
+        return status, body
+
+    status, body = call("/v1/auth/login", json.dumps({"email": "j@vv.cc", "password": "x"}).encode(), None)
+    check(status == 200, f"tokens: the contract's user could not log in: {status} {body!r}")
+    genuine = json.loads(body)["access_token"]
+    for path, data in guarded:
+        status, body = call(path, data, genuine)
+        check(status in (200, 202), f"tokens: a genuine token on {path}: {status} {body!r}")
+        status, body = call(path, data, None)
+        check(status == 401, f"tokens: no token on {path}: {status} {body!r} (are tokens required?)")
+    keys = _repository_keys()
+    check(len(keys) > 10, f"tokens: only {len(keys)} candidate keys found in the repository")
+    for key in sorted(keys):
+        forged = _forge(key, 1)
+        for path, data in guarded:
+            status, body = call(path, data, forged)
+            check(status == 401, f"tokens: a token signed with {key!r} from the repository got {status} on {path}: {body!r}")
+    paths = ", ".join(path for path, _ in guarded)
+    print(f"tokens: a genuine token works; tokens signed with each of {len(keys)} keys found in the repository are refused on {paths}")
+
+
 def main(argv: list[str]) -> int:
-    commands = {"gateway": gateway, "flower-workers": flower_workers}
+    commands = {"gateway": gateway, "flower-workers": flower_workers, "tokens": tokens}
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

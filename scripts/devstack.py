@@ -10,6 +10,10 @@ PostgreSQL and Redis are started from the Debian packages in a private directory
 default) on their own ports, unless DEVSTACK_DATABASE_URL / DEVSTACK_BROKER_URL point at
 servers of your own. Ports and directories come from DEVSTACK_* variables (see ``Stack``), so
 the test suite runs a second stack beside a running one.
+
+Set up as production is, with development secrets: each service connects to PostgreSQL as its
+own role (no superuser; only it may connect to its database), Redis asks for a password, and
+the services trust X-Forwarded-For from the gateway's address only.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("users", "profile", "emails")
+# Development only (the servers listen on 127.0.0.1): production takes its own from .env.
+DEV_REDIS_PASSWORD = "devstack-redis"  # noqa: S105
 
 
 def _env_int(name: str, default: int) -> int:
@@ -53,11 +59,11 @@ class Stack:
         base = os.environ.get("DEVSTACK_DATABASE_URL")
         if base:  # a server of your own: one database per service beside the given one
             return base.rsplit("/", 1)[0] + f"/{service}"
-        return f"postgresql+psycopg2://app@127.0.0.1:{self.pg_port}/{service}"
+        return f"postgresql+psycopg2://{service_role(service)}@127.0.0.1:{self.pg_port}/{service}"
 
     @property
     def broker_url(self) -> str:
-        return os.environ.get("DEVSTACK_BROKER_URL", f"redis://127.0.0.1:{self.redis_port}/0")
+        return os.environ.get("DEVSTACK_BROKER_URL", f"redis://:{DEV_REDIS_PASSWORD}@127.0.0.1:{self.redis_port}/0")
 
     def env(self) -> dict[str, str]:
         """The environment every process of the stack runs with."""
@@ -76,11 +82,18 @@ class Stack:
             "MAIL_HTTP_PORT": str(self.mail_http_port),
             "EMAILS_SMTP_HOST": "127.0.0.1",
             "EMAILS_SMTP_PORT": str(self.smtp_port),
+            # uvicorn: X-Forwarded-For is believed from the gateway only, which runs here.
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",
         }
         for service in SERVICES:
             env[f"{service.upper()}_DATABASE_URL"] = self.database_url(service)
             env[f"{service.upper()}_BROKER_URL"] = self.broker_url
         return env
+
+
+def service_role(service: str) -> str:
+    """The PostgreSQL role a service connects as (docker/postgres/create-databases.sh makes it)."""
+    return f"{service}_svc"
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -121,27 +134,14 @@ def start_postgres(stack: Stack) -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    for service in SERVICES:
-        exists = subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(stack.pg_port),
-                "-U",
-                "app",
-                "-d",
-                "postgres",
-                "-tAc",
-                f"SELECT 1 FROM pg_database WHERE datname='{service}'",  # noqa: S608  # a fixed service name
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        if exists.stdout.strip() != "1":
-            subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(stack.pg_port), "-U", "app", service], check=True)
+    # The superuser `app` (trusted locally) makes a role and a database per service, as the
+    # postgres container's init does in Docker.
+    subprocess.run(
+        ["sh", str(ROOT / "docker" / "postgres" / "create-databases.sh")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "POSTGRES_USER": "app", "PGHOST": "127.0.0.1", "PGPORT": str(stack.pg_port)},
+    )
 
 
 def _refuse_taken_port(port: int, what: str) -> None:
@@ -158,32 +158,41 @@ def stop_postgres(stack: Stack) -> None:
         subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"]), stdout=subprocess.DEVNULL)
 
 
+def _redis_cli(stack: Stack, *args: str) -> str:
+    env = {**os.environ, "REDISCLI_AUTH": DEV_REDIS_PASSWORD}  # not on the command line: ps shows that
+    return subprocess.run(["redis-cli", "-p", str(stack.redis_port), *args], capture_output=True, text=True, env=env).stdout.strip()
+
+
 def start_redis(stack: Stack) -> None:
     if os.environ.get("DEVSTACK_BROKER_URL"):
         return
     redis_dir = stack.run_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
-    ping = subprocess.run(["redis-cli", "-p", str(stack.redis_port), "ping"], capture_output=True, text=True)
-    if ping.stdout.strip() == "PONG" and (redis_dir / "redis.pid").exists():
+    if _redis_cli(stack, "ping") == "PONG" and (redis_dir / "redis.pid").exists():
+        # Ours, running; one started before Redis had a password gets it now.
+        _redis_cli(stack, "config", "set", "requirepass", DEV_REDIS_PASSWORD)
         return
     _refuse_taken_port(stack.redis_port, "Redis")
+    # The password through the config on stdin ("-"), not the command line.
     subprocess.run(
         [
             "redis-server", "--port", str(stack.redis_port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
             "--daemonize", "yes", "--pidfile", str(redis_dir / "redis.pid"), "--logfile", str(redis_dir / "redis.log"),
-            "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", "",
+            "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", "", "-",
         ],
+        input=f"requirepass {DEV_REDIS_PASSWORD}\n",
+        text=True,
         check=True,
     )  # fmt: skip
     for _ in range(50):
-        if subprocess.run(["redis-cli", "-p", str(stack.redis_port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+        if _redis_cli(stack, "ping") == "PONG":
             return
         time.sleep(0.1)
     sys.exit("devstack: redis did not start")
 
 
 def stop_redis(stack: Stack) -> None:
-    subprocess.run(["redis-cli", "-p", str(stack.redis_port), "shutdown", "nosave"], capture_output=True)
+    _redis_cli(stack, "shutdown", "nosave")
 
 
 def migrate(stack: Stack) -> None:
@@ -192,21 +201,36 @@ def migrate(stack: Stack) -> None:
         subprocess.run(["alembic", "-c", str(ROOT / f"{service}_svc" / "alembic.ini"), "upgrade", "head"], check=True, env=env)
 
 
-def render_gateway(stack: Stack) -> Path:
-    """nginx with the repository's gateway config, its upstreams pointed at local ports."""
-    nginx_dir = stack.run_dir / "nginx"
+def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None = None, tls_port: int | None = None) -> Path:
+    """nginx with the repository's gateway config, its upstreams pointed at local ports.
+
+    With certs/fullchain.pem and certs/privkey.pem in nginx_dir and a tls_port, it also serves
+    HTTPS there and redirects plain HTTP to it, as the image does (nginx/40-gateway-tls.sh).
+    """
+    nginx_dir = nginx_dir or stack.run_dir / "nginx"
     (nginx_dir / "logs").mkdir(parents=True, exist_ok=True)
-    gateway = (ROOT / "nginx" / "templates" / "gateway.conf.template").read_text()
-    upstreams = {
+    values = {
         "USERS_UPSTREAM": f"127.0.0.1:{stack.users_port}",
         "PROFILE_UPSTREAM": f"127.0.0.1:{stack.profile_port}",
         "EMAILS_UPSTREAM": f"127.0.0.1:{stack.emails_port}",
         "FLOWER_UPSTREAM": f"127.0.0.1:{stack.flower_port}",
-        "GATEWAY_PORT": str(stack.gateway_port),
+        "GATEWAY_PORT": str(port or stack.gateway_port),
+        "GATEWAY_TLS_PORT": str(tls_port),
+        "GATEWAY_HTTPS_PORT_SUFFIX": "" if tls_port == 443 else f":{tls_port}",
     }
-    for name, value in upstreams.items():
-        gateway = gateway.replace("${" + name + "}", value)
-    (nginx_dir / "gateway.conf").write_text(gateway)
+
+    def render(template: Path) -> str:
+        text = template.read_text()
+        for name, value in values.items():
+            text = text.replace("${" + name + "}", value)
+        return text
+
+    (nginx_dir / "gateway.conf").write_text(render(ROOT / "nginx" / "templates" / "gateway.conf.template"))
+    tls_dir = nginx_dir / "gateway-tls"
+    tls_dir.mkdir(exist_ok=True)
+    (tls_dir / "tls.conf").unlink(missing_ok=True)
+    if tls_port and (nginx_dir / "certs" / "fullchain.pem").exists() and (nginx_dir / "certs" / "privkey.pem").exists():
+        (tls_dir / "tls.conf").write_text(render(ROOT / "nginx" / "tls.conf.template"))
     (nginx_dir / "nginx.conf").write_text(
         "worker_processes 1;\npid nginx.pid;\nerror_log stderr;\nevents { worker_connections 1024; }\n"
         # Every temp path inside the prefix: as a user other than root (CI runners) nginx cannot

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian machine, only where it is missing:
-# PostgreSQL, Redis and nginx from Debian's packages, then a virtualenv with the pinned requirements.
+# PostgreSQL, Redis and nginx from Debian's packages, then a virtualenv from the locked requirements.
 # `setup.sh bench` also installs wrk and the benchmark's requirements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +29,12 @@ VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
+# From the lock: every transitive requirement pinned and checked against its hash (make lock).
 stamp="$VENV/.requirements-$profile.sha"
-want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
+want=$(cat "requirements/$profile.lock" requirements/lint.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -r "requirements/$profile.txt"
+  "$VENV/bin/pip" install -q --require-hashes -r "requirements/$profile.lock"
   # actionlint (make lint checks .github/workflows with it): its package downloads the binary from
   # GitHub while installing, so where GitHub is out of reach it is left out and make lint says so.
   "$VENV/bin/pip" install -q -r requirements/lint.txt >/dev/null 2>&1 \

@@ -20,6 +20,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import devstack  # noqa: E402
 
+SERVICES = devstack.SERVICES
+
 # Beside a dev stack; TEST_PORT_OFFSET moves every port, for a second test run on the same machine.
 _OFFSET = int(os.environ.get("TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {

@@ -5,10 +5,12 @@ from typing import Annotated
 import redis
 from argon2 import PasswordHasher
 from celery import Celery
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from saga import ensure_owner, subject_if_required
 
 from . import saga_log
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
@@ -16,9 +18,15 @@ from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
+# GET /v1/users/{id}: main.py adds the bearer scheme to it when USERS_REQUIRE_ACCESS_TOKEN is on.
+user_router = APIRouter(prefix="/v1")
 NOT_FOUND = {404: {"model": ErrorOut}}
 TOO_MANY = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
 BUSY = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
+OWNER_ONLY = {
+    401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
+    403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
+}
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -146,9 +154,16 @@ def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
     }
 
 
-@router.get("/users/{user_id:int}", response_model=UserOut, responses=NOT_FOUND)
-@router.get("/users/{user_id:int}/", include_in_schema=False)
-def get_user(user_id: UserId, request: Request) -> UserOut:
+async def owner_subject(request: Request) -> int | None:
+    """The user id the access token speaks for when USERS_REQUIRE_ACCESS_TOKEN is on; None when off."""
+    state = request.app.state
+    return await subject_if_required(request, state.token_verifier if state.settings.require_access_token else None)
+
+
+@user_router.get("/users/{user_id:int}", response_model=UserOut, responses={**NOT_FOUND, **OWNER_ONLY})
+@user_router.get("/users/{user_id:int}/", include_in_schema=False)
+def get_user(user_id: UserId, request: Request, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
+    ensure_owner(subject, user_id)
     with request.app.state.reads() as session:
         row = session.execute(
             select(UserAccount, RegistrationSaga)

@@ -7,7 +7,7 @@ from limits import parse_many
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, check_signing_key, warn_on_insecure_default
+from saga import DEV_SIGNING_KEY, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
 
 
 class Settings(BaseSettings):
@@ -15,7 +15,7 @@ class Settings(BaseSettings):
 
     database_url: str
     broker_url: str
-    # "production" refuses placeholder secrets.
+    # "production" refuses to start with a placeholder, short or repetitive secret (saga/_settings.py).
     environment: Literal["development", "production"] = "development"
     # How long POST /v1/register/, DELETE /v1/users/me and POST /v1/users/restore wait for their
     # saga before answering 202 instead of 201/200.
@@ -66,17 +66,26 @@ class Settings(BaseSettings):
         parse_many(value)  # raises ValueError, with the reason, on a malformed limit
         return value
 
-    @model_validator(mode="after")
-    def _signing_key_fits_the_environment(self) -> Self:
-        check_signing_key(self.jwt_signing_key, self.environment)
-        return self
-
+    # On: GET /v1/users/{id} wants an access token whose subject is that user (401/403), as the
+    # profile and emails services' endpoints do with their own switch. Off by default, as the
+    # contract's scripts read users without tokens.
+    require_access_token: bool = False
     # Touched on every relay pass when set: the container's healthcheck reads its age.
     relay_heartbeat_file: Path | None = None
+
+    def secrets(self) -> list[Secret]:
+        return [
+            Secret("USERS_JWT_SIGNING_KEY", self.jwt_signing_key, SecretKind.SIGNING_KEY),
+            password_in_url("USERS_DATABASE_URL", self.database_url),
+            password_in_url("USERS_BROKER_URL", self.broker_url),
+        ]
+
+    @model_validator(mode="after")
+    def _secrets_fit_the_environment(self) -> Self:
+        refuse_weak_secrets(self.environment, self.secrets())
+        return self
 
 
 @cache
 def get_settings() -> Settings:
-    settings = Settings()  # type: ignore[call-arg]  # read from the environment
-    warn_on_insecure_default(settings.database_url)
-    return settings
+    return load_settings(Settings)

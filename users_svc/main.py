@@ -17,7 +17,7 @@ from saga import (
     broker_ready,
     configure_logging,
     database_ready,
-    warn_if_development_key,
+    token_security,
 )
 
 from . import accounts, api
@@ -70,7 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # Verified against when an email is unknown, so that costs what a wrong password costs.
         app.state.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
-        warn_if_development_key(settings.jwt_signing_key, "USERS_JWT_SIGNING_KEY")
         token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
         app.state.tokens = TokenStore(settings, token_state)
         app.state.limiter = LoginLimiter(settings, token_state)
@@ -84,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
     app.include_router(accounts.router)
     app.include_router(api.router)
+    # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
+    app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from saga import DEV_SIGNING_KEY, InvalidToken, TokenType, check_signing_key, decode_token, encode_token, new_claims
+from saga import InvalidToken, TokenType, decode_token, encode_token, new_claims
 
 KEY = "k" * 32
 NOW = int(time.time())
@@ -79,12 +79,3 @@ def test_a_tampered_token_is_refused() -> None:
     forged = _b64({"sub": "1", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60})
     with pytest.raises(InvalidToken):
         decode_token(KEY, f"{header}.{forged}.{signature}", TokenType.ACCESS)
-
-
-def test_signing_keys_must_be_long_and_not_a_placeholder_in_production() -> None:
-    assert check_signing_key(DEV_SIGNING_KEY, "development") == DEV_SIGNING_KEY
-    assert check_signing_key(KEY, "production") == KEY
-    with pytest.raises(ValueError, match="placeholder"):
-        check_signing_key(DEV_SIGNING_KEY, "production")
-    with pytest.raises(ValueError, match="32 bytes"):
-        check_signing_key("short", "development")
