@@ -1,8 +1,10 @@
 """Access and refresh tokens: the format every service verifies locally with the shared key.
 
 The users service issues them; profile and emails verify access tokens themselves, with the
-same HS256 key from their own settings, and read the revoked token ids the users service keeps
-in Redis (``auth:revoked:<jti>``). One shared key is the simplest thing that works for three
+same HS256 key from their own settings, and read the session state the users service keeps in
+Redis: revoked token ids (``auth:revoked:<jti>``), revoked login sessions
+(``auth:revoked-family:<family>``) and each user's valid-after (``auth:valid-after:<user id>``),
+which ends every session issued before it. One shared key is the simplest thing that works for three
 services run by one team, with one secret to rotate; asymmetric keys (RS256/EdDSA, the users
 service alone holding the private key) are the upgrade path if services stop trusting each other.
 """
@@ -25,6 +27,8 @@ MIN_KEY_BYTES = 32  # RFC 7518 3.2: an HS256 key is at least as long as the hash
 # The development default: usable only because it is loud, refused in production (saga/_settings.py).
 DEV_SIGNING_KEY = "development-only-jwt-signing-key--never-use-in-production"
 REVOKED_PREFIX = "auth:revoked:"
+REVOKED_FAMILY_PREFIX = "auth:revoked-family:"
+VALID_AFTER_PREFIX = "auth:valid-after:"
 
 
 class TokenType(StrEnum):
@@ -43,18 +47,25 @@ class Claims:
     typ: TokenType
     iat: int
     exp: int
-    fam: str | None = None  # refresh tokens: the family that rotation keeps together
+    fam: str | None = None  # the login session ("family") the token belongs to; every refresh token has one
+    # The user's valid-after when the session began (ms; see valid_after_key): the token is refused
+    # once the user's valid-after moves past it. Tokens from before the claim existed count as 0.
+    vaf: int = 0
 
 
 def encode_token(key: str, claims: Claims) -> str:
     payload: dict[str, object] = {"sub": str(claims.sub), "jti": claims.jti, "typ": claims.typ.value, "iat": claims.iat, "exp": claims.exp}
     if claims.fam is not None:
         payload["fam"] = claims.fam
+    if claims.vaf:
+        payload["vaf"] = claims.vaf
     return jwt.encode(payload, key, algorithm=ALGORITHM)
 
 
-def new_claims(typ: TokenType, user_id: int, ttl_seconds: int, now: int, family: str | None = None) -> Claims:
-    return Claims(sub=user_id, jti=uuid.uuid4().hex, typ=typ, iat=now, exp=now + ttl_seconds, fam=family)
+def new_claims(
+    typ: TokenType, user_id: int, ttl_seconds: int, now: int, family: str | None = None, *, valid_after: int = 0, jti: str | None = None
+) -> Claims:
+    return Claims(sub=user_id, jti=jti or uuid.uuid4().hex, typ=typ, iat=now, exp=now + ttl_seconds, fam=family, vaf=valid_after)
 
 
 def decode_token(key: str, token: str, expected: TokenType) -> Claims:
@@ -68,6 +79,7 @@ def decode_token(key: str, token: str, expected: TokenType) -> Claims:
             iat=int(payload["iat"]),
             exp=int(payload["exp"]),
             fam=str(payload["fam"]) if "fam" in payload else None,
+            vaf=int(payload.get("vaf", 0)),
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
@@ -82,8 +94,39 @@ def revoked_key(jti: str) -> str:
     return f"{REVOKED_PREFIX}{jti}"
 
 
+def revoked_family_key(family: str) -> str:
+    return f"{REVOKED_FAMILY_PREFIX}{family}"
+
+
+def valid_after_key(user_id: int) -> str:
+    """The user's valid-after: an instant in ms, moved forward whenever all their sessions end.
+
+    A token carries the value it was issued under (``vaf``) and is refused once the stored value
+    is greater. The users service reads it before it checks a password, so a login racing a
+    password change either sees the new password or gets a token the change's valid-after refuses.
+    """
+    return f"{VALID_AFTER_PREFIX}{user_id}"
+
+
+def session_ended(store: redis.Redis, claims: Claims) -> str | None:
+    """Why the token's session has ended (revoked token or family, valid-after passed), or None.
+
+    One MGET: one Redis round trip per verified request.
+    """
+    family = revoked_family_key(claims.fam) if claims.fam else None
+    keys = [valid_after_key(claims.sub), revoked_key(claims.jti), *([family] if family else [])]
+    valid_after, revoked, *family_revoked = store.mget(keys)
+    if revoked is not None:
+        return "revoked"
+    if family_revoked and family_revoked[0] is not None:
+        return "session revoked"
+    if valid_after is not None and claims.vaf < int(valid_after):
+        return "issued before the user's sessions were ended"
+    return None
+
+
 class AccessTokenVerifier:
-    """Checks an access token: signature, expiry and type, then Redis's list of revoked ids."""
+    """Checks an access token: signature, expiry and type, then the session state in Redis."""
 
     def __init__(self, key: str, store: redis.Redis) -> None:
         self.key = key
@@ -91,8 +134,9 @@ class AccessTokenVerifier:
 
     def verify(self, token: str) -> Claims:
         claims = decode_token(self.key, token, TokenType.ACCESS)
-        if self.store.exists(revoked_key(claims.jti)):
-            raise InvalidToken("revoked")
+        reason = session_ended(self.store, claims)
+        if reason is not None:
+            raise InvalidToken(reason)
         return claims
 
 

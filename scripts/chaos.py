@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import devstack  # noqa: E402
 
-from tests.stack import Stack, wait_until  # noqa: E402
+from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
 CLIENTS = 3
 
@@ -133,6 +133,7 @@ def main() -> int:
     args = parser.parse_args()
 
     stack = Stack()
+    stack.env.update(UNTHROTTLED)
     stack.start_infra()
     stack.reset_data()
     stack.start_all()

@@ -19,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.stack import Stack, wait_until  # noqa: E402
+from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
 SERVICES = ("users", "profile", "emails")
 
@@ -29,8 +29,8 @@ def main() -> int:
     parser.add_argument("--max-examples", type=int, default=60)
     args = parser.parse_args()
     stack = Stack()
-    # No send limits: past them every valid mail would be a 429, and the rest of the API unexplored.
-    stack.env.update({"EMAILS_SEND_RATE_PER_ADDRESS": "", "EMAILS_SEND_RATE_PER_RECIPIENT": ""})
+    # No throttling and no send limits: past them every valid request would be a 429, and the rest of the API unexplored.
+    stack.env.update({**UNTHROTTLED, "EMAILS_SEND_RATE_PER_ADDRESS": "", "EMAILS_SEND_RATE_PER_RECIPIENT": ""})
     stack.start_infra()
     stack.reset_data()
     stack.start_all()

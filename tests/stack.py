@@ -50,6 +50,15 @@ TEST_SETTINGS = {
     "EMAILS_RETRY_BACKOFF_MAX_SECONDS": "2",
     "EMAILS_RELAY_INTERVAL_SECONDS": "0.5",
     "EMAILS_SMTP_TIMEOUT_SECONDS": "3",
+    # The suites sign many users up from one address (tests/e2e/test_sessions.py checks the default).
+    "USERS_REGISTER_RATE_LIMIT": "600/minute",
+}
+# For the load and fault scripts (bench, chaos, fuzz): all their traffic comes from one address,
+# and they measure something else than the per-address throttle.
+UNTHROTTLED = {
+    "USERS_REGISTER_RATE_LIMIT": "1000000/second",
+    "USERS_LOGIN_RATE_LIMIT": "1000000/second",
+    "USERS_RESTORE_RATE_LIMIT": "1000000/second",
 }
 TABLES = {
     "users": ["outbox_message", "saga_step", "saga", "user_account"],

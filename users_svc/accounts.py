@@ -9,13 +9,13 @@ from typing import Annotated
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from saga import BearerCredentials, Claims, InvalidToken, SagaKind, TokenType, decode_token, unauthorized, verified_claims
 
 from . import saga_log
-from .api import saga_ref
+from .api import BUSY, client_address, saga_ref, throttle
 from .auth import LoginLimiter, RefreshReused, TokenPair, TokenStore
 from .models import AccountStatus, RegistrationSaga, RegistrationStatus, Saga, SagaStatus, UserAccount
 from .schemas import ErrorOut, LoginRequest, LogoutRequest, MeUpdate, RefreshRequest, SagaRef, TokenOut, UserOut
@@ -33,7 +33,7 @@ _NOT_ACTIVE = {
     AccountStatus.PURGING: "account deleted",
 }
 _errors = {401: {"model": ErrorOut}}
-_THROTTLED = {429: {"model": ErrorOut, "description": "too many failed logins; see Retry-After"}}
+_THROTTLED = {429: {"model": ErrorOut, "description": "too many requests or failed logins; see Retry-After"}, **BUSY}
 
 
 # --- dependencies -------------------------------------------------------------------------
@@ -81,15 +81,10 @@ def _can_log_in(user: UserAccount) -> bool:
     return user.registration_status == RegistrationStatus.COMPLETED and user.account_status == AccountStatus.ACTIVE
 
 
-def _client_address(request: Request) -> str:
-    # Behind the gateway uvicorn sets this from X-Forwarded-For (--proxy-headers, trusted
-    # proxies from FORWARDED_ALLOW_IPS), so it is the caller's address, not nginx's.
-    return request.client.host if request.client else "unknown"
-
-
-def _throttle(request: Request, email: str) -> None:
+def _count_attempt(request: Request, email: str) -> None:
+    """Count a password attempt before checking it (429 once over a limit); a right one is given back."""
     limiter: LoginLimiter = request.app.state.limiter
-    retry_after = limiter.retry_after(email, _client_address(request))
+    retry_after = limiter.reserve(email, client_address(request))
     if retry_after is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins, try again later", headers={"Retry-After": str(retry_after)}
@@ -108,21 +103,20 @@ def _find_by_email(session: Session, email: str, *, lock: bool = False) -> UserA
 
 
 def _check_password(request: Request, user: UserAccount | None, email: str, password: str) -> UserAccount:
-    """The user if the password is theirs; else count the failure and answer 401.
+    """The user if the password is theirs, else 401 (the attempt was counted by _count_attempt).
 
     An unknown email costs a hash verification too (against a dummy hash made at startup with
     the current parameters), so the answer's timing does not tell which accounts exist.
     """
     if not _verify(request, user.password_hash if user else request.app.state.dummy_hash, password) or user is None:
-        request.app.state.limiter.record_failure(email, _client_address(request))
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_LOGIN)
-    request.app.state.limiter.forget_account(email)
+    request.app.state.limiter.succeeded(email, client_address(request))
     return user
 
 
 def _verify(request: Request, password_hash: str, password: str) -> bool:
     hasher: PasswordHasher = request.app.state.hasher
-    with request.app.state.hash_slots:  # hashes compete for the cores: at most one per core at once
+    with request.app.state.hash_slots.slot():  # as many at once as memory and cores allow (users_svc/hashing.py)
         try:
             return hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
@@ -130,7 +124,7 @@ def _verify(request: Request, password_hash: str, password: str) -> bool:
 
 
 def _hash(request: Request, password: str) -> str:
-    with request.app.state.hash_slots:
+    with request.app.state.hash_slots.slot():
         return request.app.state.hasher.hash(password)
 
 
@@ -155,20 +149,36 @@ def _user_out(session: Session, user: UserAccount) -> UserOut:
 def login(body: LoginRequest, request: Request, session: SessionDep) -> TokenOut:
     """Log in with email and password: a short-lived access token and a refresh token.
 
-    A wrong email and a wrong password get the same 401. Failed logins are limited per account
-    and per client address (429 with Retry-After).
+    A wrong email and a wrong password get the same 401. Logins are limited per client address,
+    failed ones per account and per client address (429 with Retry-After).
     """
-    _throttle(request, body.email)
-    user = _check_password(request, _find_by_email(session, body.email), body.email, body.password)
+    throttle(request, "login")
+    _count_attempt(request, body.email)
+    tokens: TokenStore = request.app.state.tokens
+    user = _find_by_email(session, body.email)
+    valid_after = 0
+    if user is not None:
+        # The valid-after first, then the password hash read again (READ COMMITTED: the latest
+        # committed). A password change commits, then moves the valid-after: either this login
+        # sees the new hash, or its tokens carry a valid-after the change has moved past.
+        valid_after = tokens.valid_after(user.id)
+        session.refresh(user)
+    user = _check_password(request, user, body.email, body.password)
     if user.registration_status != RegistrationStatus.COMPLETED:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "registration not completed")
     if user.account_status != AccountStatus.ACTIVE:
         raise HTTPException(status.HTTP_403_FORBIDDEN, _NOT_ACTIVE[AccountStatus(user.account_status)])
     hasher: PasswordHasher = request.app.state.hasher
     if hasher.check_needs_rehash(user.password_hash):  # made with older parameters: upgrade it now
-        user.password_hash = _hash(request, body.password)
+        # Only if the hash is still the one checked: never over a password changed meanwhile.
+        session.execute(
+            update(UserAccount)
+            .where(UserAccount.id == user.id, UserAccount.password_hash == user.password_hash)
+            .values(password_hash=_hash(request, body.password))
+            .execution_options(synchronize_session=False)
+        )
         log.info("user %s: password hash upgraded to the current parameters", user.id)
-    return _token_out(request.app.state.tokens.issue(user.id))
+    return _token_out(tokens.issue(user.id, valid_after))
 
 
 @router.post("/auth/refresh", response_model=TokenOut, responses=_errors)
@@ -200,16 +210,26 @@ def refresh(body: RefreshRequest, request: Request, session: SessionDep) -> Toke
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_errors)
 @router.post("/auth/logout/", include_in_schema=False, status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def logout(body: LogoutRequest, request: Request, claims: AccessClaims) -> Response:
-    """Revoke the presented access token (until it expires) and the refresh token's session."""
+    """Revoke the presented access token and the session: its refresh token and access tokens."""
     tokens: TokenStore = request.app.state.tokens
     tokens.revoke_access(claims)
+    if claims.fam:
+        tokens.revoke_family(claims.fam)
     try:
         presented = decode_token(tokens.key, body.refresh_token, TokenType.REFRESH)
     except InvalidToken:
         presented = None  # expired or malformed: nothing left to revoke
     # Only the caller's own session: a refresh token of someone else's is left alone.
-    if presented is not None and presented.sub == claims.sub and presented.fam:
+    if presented is not None and presented.sub == claims.sub and presented.fam and presented.fam != claims.fam:
         tokens.revoke_family(presented.fam)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/logout-all", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=_errors)
+@router.post("/auth/logout-all/", include_in_schema=False, status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def logout_all(request: Request, claims: AccessClaims) -> Response:
+    """End every session of the user, everywhere: every token issued until now is refused."""
+    request.app.state.tokens.end_sessions(claims.sub)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -229,26 +249,33 @@ def get_me(request: Request, me: CurrentUser) -> UserOut:
     responses={**_errors, 403: {"model": ErrorOut, "description": "current password is incorrect"}, **_THROTTLED},
 )
 @router.patch("/users/me/", include_in_schema=False)
-def update_me(body: MeUpdate, request: Request, me: CurrentUser, session: SessionDep) -> UserOut:
-    """Change names, or the password (with the current one): that ends every other session."""
-    user = session.get_one(UserAccount, me.user.id, with_for_update=True)
-    if not _can_log_in(user):  # deleted since the token was checked
-        raise unauthorized(INVALID_TOKEN)
+def update_me(body: MeUpdate, request: Request, me: CurrentUser) -> UserOut:
+    """Change names, or the password (with the current one): that ends every session, this one too."""
+    state = request.app.state
+    tokens: TokenStore = state.tokens
     if body.password is not None:
-        assert body.current_password is not None
-        _throttle(request, user.email)
-        if not _verify(request, user.password_hash, body.current_password):
-            request.app.state.limiter.record_failure(user.email, _client_address(request))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is incorrect")
-        user.password_hash = _hash(request, body.password)
-        # Before the commit: with Redis down the change fails (503) rather than leave sessions alive.
-        request.app.state.tokens.revoke_all_refresh(user.id)
-    if body.first_name is not None:
-        user.first_name = body.first_name
-    if body.last_name is not None:
-        user.last_name = body.last_name
-    session.flush()
-    return _user_out(session, user)
+        _count_attempt(request, me.user.email)
+    with state.sessions.begin() as session:
+        user = session.get_one(UserAccount, me.user.id, with_for_update=True)
+        if not _can_log_in(user):  # deleted since the token was checked
+            raise unauthorized(INVALID_TOKEN)
+        if body.password is not None:
+            assert body.current_password is not None
+            if not _verify(request, user.password_hash, body.current_password):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is incorrect")
+            state.limiter.succeeded(me.user.email, client_address(request))
+            user.password_hash = _hash(request, body.password)
+            # Before the commit: with Redis down the change fails (503) rather than leave sessions alive.
+            tokens.end_sessions(user.id)
+        if body.first_name is not None:
+            user.first_name = body.first_name
+        if body.last_name is not None:
+            user.last_name = body.last_name
+        session.flush()
+        out = _user_out(session, user)
+    if body.password is not None:
+        tokens.end_sessions(user.id)  # and after it: a login that read the old hash gets refused tokens
+    return out
 
 
 @router.delete(
@@ -274,8 +301,8 @@ def delete_me(request: Request, response: Response, me: CurrentUser) -> SagaRef:
         user.purge_after = now + timedelta(seconds=state.settings.restore_grace_seconds)
         saga = saga_log.start_saga(session, user, SagaKind.DELETION)
         # Before the commit: with Redis down nothing changes (503) rather than tokens outliving the account.
-        state.tokens.revoke_access(me.claims)
-        state.tokens.revoke_all_refresh(user.id)
+        state.tokens.end_sessions(user.id)
+    state.tokens.end_sessions(user.id)  # and after it: a login that read the account still active gets refused tokens
     return _run(request, response, saga)
 
 
@@ -297,7 +324,8 @@ def restore(body: LoginRequest, request: Request, response: Response) -> UserOut
     200 with the user when the restore saga completed within the wait, 202 otherwise; then log in.
     """
     state = request.app.state
-    _throttle(request, body.email)
+    throttle(request, "restore")
+    _count_attempt(request, body.email)
     with state.sessions.begin() as session:
         user = _check_password(request, _find_by_email(session, body.email, lock=True), body.email, body.password)
         if user.account_status == AccountStatus.ACTIVE:

@@ -1,6 +1,8 @@
+import logging
 import uuid
 from typing import Annotated
 
+import redis
 from argon2 import PasswordHasher
 from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
@@ -14,15 +16,43 @@ from . import saga_log
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 # GET /v1/users/{id}: main.py adds the bearer scheme to it when USERS_REQUIRE_ACCESS_TOKEN is on.
 user_router = APIRouter(prefix="/v1")
 NOT_FOUND = {404: {"model": ErrorOut}}
+TOO_MANY = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
+BUSY = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
 OWNER_ONLY = {
     401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
     403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
 }
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def client_address(request: Request) -> str:
+    # Behind the gateway uvicorn sets this from X-Forwarded-For (--proxy-headers, trusted
+    # proxies from FORWARDED_ALLOW_IPS), so it is the caller's address, not nginx's.
+    return request.client.host if request.client else "unknown"
+
+
+def throttle(request: Request, action: str, *, fail_open: bool = False) -> None:
+    """429 with Retry-After once the client address made too many ``action`` requests.
+
+    ``fail_open``: with Redis down, let the request through (a registration is accepted into the
+    outbox while Redis is down; the hash slots still bound what it costs).
+    """
+    try:
+        retry_after = request.app.state.throttle.hit(action, client_address(request))
+    except redis.RedisError as exc:
+        if not fail_open:
+            raise
+        log.warning("throttle unavailable, %s let through: %r", action, exc)
+        return
+    if retry_after is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, "too many requests, try again later", headers={"Retry-After": str(retry_after)}
+        )
 
 
 def saga_url(saga: Saga) -> str:
@@ -37,18 +67,25 @@ def saga_ref(saga: Saga) -> SagaRef:
     "/register/",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={202: {"model": UserOut, "description": "accepted; the saga is still running or failed"}, 409: {"model": ErrorOut}},
+    responses={
+        202: {"model": UserOut, "description": "accepted; the saga is still running or failed"},
+        409: {"model": ErrorOut},
+        **TOO_MANY,
+        **BUSY,
+    },
 )
 @router.post("/register", include_in_schema=False)
 def register(body: RegisterRequest, request: Request, response: Response) -> UserOut:
     """Record the user and start the registration saga; wait briefly for it to finish.
 
-    201 when the saga completed within the wait, 202 (with the saga's URL) otherwise.
+    201 when the saga completed within the wait, 202 (with the saga's URL) otherwise. Limited per
+    client address (429 with Retry-After).
     """
+    throttle(request, "register", fail_open=True)
     state = request.app.state
     make_session: sessionmaker[Session] = state.sessions
     hasher: PasswordHasher = state.hasher
-    with state.hash_slots:
+    with state.hash_slots.slot():
         password_hash = hasher.hash(body.password)
     try:
         with make_session.begin() as session:

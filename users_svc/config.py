@@ -3,7 +3,8 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from saga import DEV_SIGNING_KEY, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
@@ -25,8 +26,16 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 1
-    # Hashes computed at once; more only queue for the same cores.
-    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Hashes computed at once by one API process; by default derived from the memory and cores the
+    # container really has, shared among its API workers (see users_svc/hashing.py).
+    hash_concurrency: int | None = Field(default=None, ge=1)
+    # The API processes in the container (uvicorn --workers), among which memory and cores are shared;
+    # uvicorn's own WEB_CONCURRENCY by default.
+    api_workers: int = Field(default_factory=lambda: int(os.environ.get("WEB_CONCURRENCY") or 1), ge=1)
+    # Memory an API process needs besides its hashes (Python, the app, its connections).
+    process_memory_mib: int = Field(default=160, ge=0)
+    # How long a request waits for a hash slot before a 503 with Retry-After.
+    hash_wait_seconds: float = Field(default=10.0, ge=0)
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0
@@ -34,12 +43,28 @@ class Settings(BaseSettings):
     jwt_signing_key: str = DEV_SIGNING_KEY
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 7 * 24 * 3600
-    # Failed logins allowed per account and per client address in a fixed window, then 429.
+    # Refreshing one token again within this many seconds (two tabs, a client retrying after a
+    # timeout) answers the same new pair; after it, a reuse revokes the session (theft).
+    refresh_reuse_leeway_seconds: int = Field(default=15, ge=0, le=300)
+    # Requests per client address in moving windows (the `limits` package's syntax; several
+    # separated by ";"), then 429 with Retry-After. A registration costs a hash: one address
+    # gets no more at once than the hash slots clear well within USERS_HASH_WAIT_SECONDS.
+    register_rate_limit: str = "10/minute;200/hour"
+    login_rate_limit: str = "60/minute"
+    restore_rate_limit: str = "20/minute"
+    # Failed logins allowed per account and per client address in a fixed window, then 429
+    # (counted before the password is checked; a right password gives its attempt back).
     login_failure_window_seconds: int = 15 * 60
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
     # A deleted account can be restored for this long; then its data is purged and its email freed.
     restore_grace_seconds: int = 30 * 24 * 3600
+
+    @field_validator("register_rate_limit", "login_rate_limit", "restore_rate_limit")
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        parse_many(value)  # raises ValueError, with the reason, on a malformed limit
+        return value
 
     # On: GET /v1/users/{id} wants an access token whose subject is that user (401/403), as the
     # profile and emails services' endpoints do with their own switch. Off by default, as the

@@ -1,7 +1,7 @@
 """The users service: registration, accounts and tokens, and the state of every saga."""
 
+import logging
 import secrets
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,10 +21,35 @@ from saga import (
 )
 
 from . import accounts, api
-from .auth import LoginLimiter, TokenStore
+from .auth import LoginLimiter, RequestThrottle, TokenStore
 from .config import Settings, get_settings
 from .db import make_sessionmaker, reads_of
+from .hashing import MIB, HashSlots, hash_concurrency, read_resources
 from .tasks import celery_app
+
+log = logging.getLogger(__name__)
+
+
+def hash_slots(settings: Settings) -> HashSlots:
+    if settings.hash_concurrency is not None:
+        size = settings.hash_concurrency
+    else:
+        resources = read_resources()
+        size = hash_concurrency(
+            resources,
+            workers=settings.api_workers,
+            hash_memory_bytes=settings.argon2_memory_cost_kib * 1024,
+            process_memory_bytes=settings.process_memory_mib * MIB,
+        )
+        log.info(
+            "hashes at once: %d per API process (%d MiB, %d cores, %d API workers, %d MiB a hash)",
+            size,
+            resources.memory_bytes // MIB,
+            resources.cpus,
+            settings.api_workers,
+            settings.argon2_memory_cost_kib // 1024,
+        )
+    return HashSlots(size, settings.hash_wait_seconds)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = make_sessionmaker(settings.database_url)
         app.state.reads = reads_of(app.state.sessions)
         app.state.celery = celery_app
-        app.state.hash_slots = threading.BoundedSemaphore(settings.hash_concurrency)
+        app.state.hash_slots = hash_slots(settings)
         app.state.hasher = hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost_kib,
@@ -48,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
         app.state.tokens = TokenStore(settings, token_state)
         app.state.limiter = LoginLimiter(settings, token_state)
+        app.state.throttle = RequestThrottle(settings, token_state)
         app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
         yield
         token_state.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.stack import Stack, wait_until  # noqa: E402
+from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
 LUA = Path(__file__).resolve().parent
 PASSWORD = "x"  # noqa: S105  # what the contract registers with
@@ -170,6 +170,7 @@ def main() -> int:
     seconds = args.seconds
 
     stack = Stack()
+    stack.env.update(UNTHROTTLED)
     # As a user runs it: no failpoints, the services' default settings.
     for name in ("SAGA_FAILPOINTS", "USERS_SAGA_STALE_AFTER_SECONDS", "USERS_RELAY_INTERVAL_SECONDS", "EMAILS_RETRY_BACKOFF_MAX_SECONDS"):
         stack.env.pop(name, None)

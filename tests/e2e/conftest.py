@@ -1,12 +1,14 @@
 """End-to-end: every process of the Procfile, started for real on the test ports."""
 
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from tests.stack import Stack, wait_until
+from tests.stack import ROOT, Stack, command_line, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +49,24 @@ def wait_for_saga(client: httpx.Client, system: Stack, saga_id: str, *statuses: 
         return None
 
     return wait_until(settled, timeout=timeout, what=f"saga {saga_id} to reach {statuses}")  # type: ignore[return-value]
+
+
+@contextmanager
+def another_users_api(
+    stack: Stack, name: str, port: int, settings: dict[str, str], preexec_fn: Callable[[], object] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """One more users API process (the Procfile's command on another port), beside the stack's."""
+    command = command_line(stack, "users-api")
+    command[command.index("--port") + 1] = str(port)
+    env = {**stack.env, **settings}
+    for unset in [k for k, v in settings.items() if v == ""]:
+        env.pop(unset)  # the service's default
+    with (stack.logs / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, timeout=60, what=name)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -97,19 +97,44 @@ def test_refresh_rotates_the_token_and_the_old_one_stops_working(users: TestClie
     assert third.status_code == 200
 
 
-def test_reusing_a_refresh_token_revokes_its_whole_family(users: TestClient, clean: Stack) -> None:
+def test_reusing_a_refresh_token_after_the_leeway_revokes_its_whole_family(clean: Stack) -> None:
+    with users_client(refresh_reuse_leeway_seconds=0) as users:
+        registered(users, clean)
+        stolen = login(users)["refresh_token"]
+        other_session = login(users)
+        rotated = users.post("/v1/auth/refresh", json={"refresh_token": stolen}).json()
+        assert users.get("/v1/users/me", headers=bearer(rotated["access_token"])).status_code == 200
+
+        replay = users.post("/v1/auth/refresh", json={"refresh_token": stolen})
+        assert replay.status_code == 401
+        assert replay.json() == {"detail": "refresh token already used: the session is revoked, log in again"}
+        # The legitimate holder's newer tokens belonged to the same family: revoked too, the access token at once.
+        assert users.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401
+        assert users.get("/v1/users/me", headers=bearer(rotated["access_token"])).status_code == 401
+        # Another login is another family, untouched.
+        assert users.get("/v1/users/me", headers=bearer(other_session["access_token"])).status_code == 200
+        assert users.post("/v1/auth/refresh", json={"refresh_token": other_session["refresh_token"]}).status_code == 200
+
+
+def test_a_second_refresh_of_one_token_within_the_leeway_gets_the_same_pair(users: TestClient, clean: Stack) -> None:
+    registered(users, clean)
+    first = login(users)["refresh_token"]
+    one = users.post("/v1/auth/refresh", json={"refresh_token": first})
+    two = users.post("/v1/auth/refresh", json={"refresh_token": first})
+    assert (one.status_code, two.status_code) == (200, 200)
+    assert one.json() == two.json()
+    assert users.post("/v1/auth/refresh", json={"refresh_token": one.json()["refresh_token"]}).status_code == 200
+
+
+def test_a_refresh_token_whose_successor_was_rotated_is_reuse_even_within_the_leeway(users: TestClient, clean: Stack) -> None:
     registered(users, clean)
     stolen = login(users)["refresh_token"]
-    other_session = login(users)["refresh_token"]
-    rotated = users.post("/v1/auth/refresh", json={"refresh_token": stolen}).json()["refresh_token"]
-
-    replay = users.post("/v1/auth/refresh", json={"refresh_token": stolen})
-    assert replay.status_code == 401
-    assert replay.json() == {"detail": "refresh token already used: the session is revoked, log in again"}
-    # The legitimate holder's newer token belonged to the same family: revoked too.
-    assert users.post("/v1/auth/refresh", json={"refresh_token": rotated}).status_code == 401
-    # Another login is another family, untouched.
-    assert users.post("/v1/auth/refresh", json={"refresh_token": other_session}).status_code == 200
+    second = users.post("/v1/auth/refresh", json={"refresh_token": stolen}).json()
+    third = users.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).json()
+    # The holder moved on: the first token coming back now is not a concurrent retry.
+    assert users.post("/v1/auth/refresh", json={"refresh_token": stolen}).status_code == 401
+    assert users.get("/v1/users/me", headers=bearer(third["access_token"])).status_code == 401
+    assert users.post("/v1/auth/refresh", json={"refresh_token": third["refresh_token"]}).status_code == 401
 
 
 @pytest.mark.parametrize("kind", ["access", "garbage", "expired", "other key"])

@@ -28,6 +28,18 @@ def test_a_refresh_token_carries_its_family() -> None:
     assert decode_token(KEY, encode_token(KEY, claims), TokenType.REFRESH).fam == "fam-1"
 
 
+def test_a_session_token_carries_its_family_and_valid_after() -> None:
+    claims = new_claims(TokenType.ACCESS, 7, 900, NOW, family="fam-1", valid_after=1_790_000_000_123)
+    payload = jwt.decode(encode_token(KEY, claims), KEY, algorithms=["HS256"])
+    assert (payload["fam"], payload["vaf"]) == ("fam-1", 1_790_000_000_123)
+    assert decode_token(KEY, encode_token(KEY, claims), TokenType.ACCESS) == claims
+
+
+def test_a_token_from_before_the_valid_after_claim_counts_as_zero() -> None:
+    token = jwt.encode({"sub": "7", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60}, KEY, algorithm="HS256")
+    assert decode_token(KEY, token, TokenType.ACCESS).vaf == 0
+
+
 def test_every_token_has_its_own_id() -> None:
     assert new_claims(TokenType.ACCESS, 7, 60, NOW).jti != new_claims(TokenType.ACCESS, 7, 60, NOW).jti
 
