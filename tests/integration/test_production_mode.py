@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,10 +25,29 @@ PREFIXES = {"users": "USERS", "profile": "PROFILE", "emails": "EMAILS"}
 NOBODY = 2**31 - 1  # a user id no test registers
 
 
+# Production refuses the test stack's Redis password (it is written in the repository), so these
+# processes reach the same Redis as a user of their own with a password made for this run.
+_BROKER_PASSWORD = secrets.token_hex(16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _production_broker_user(infra: Stack) -> Iterator[None]:
+    infra.redis().execute_command("ACL", "SETUSER", "production-test", "on", f">{_BROKER_PASSWORD}", "~*", "&*", "+@all")
+    yield
+    infra.redis().execute_command("ACL", "DELUSER", "production-test")
+
+
 def _production_env(stack: Stack, key: str, **extra: str) -> dict[str, str]:
     env = dict(stack.env)
+    broker = urlsplit(stack.config.broker_url)
+    broker_url = broker._replace(netloc=f"production-test:{_BROKER_PASSWORD}@{broker.hostname}:{broker.port}").geturl()
     for prefix in PREFIXES.values():
-        env |= {f"{prefix}_ENVIRONMENT": "production", f"{prefix}_JWT_SIGNING_KEY": key, f"{prefix}_REQUIRE_ACCESS_TOKEN": "true"}
+        env |= {
+            f"{prefix}_ENVIRONMENT": "production",
+            f"{prefix}_JWT_SIGNING_KEY": key,
+            f"{prefix}_REQUIRE_ACCESS_TOKEN": "true",
+            f"{prefix}_BROKER_URL": broker_url,
+        }
     return env | extra
 
 
