@@ -70,7 +70,7 @@ def test_the_gateway_image_is_on_a_stable_nginx_line() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["scripts/setup.sh", "docker/postgres/create-databases.sh", "docker/healthcheck.py", "nginx/40-gateway-tls.sh",
+    ["scripts/setup.sh", "docker/postgres/create-databases.sh", "docker/healthcheck.py", "nginx/40-gateway-tls.sh", "nginx/15-gateway-upstreams.envsh",
      "docker/users.Dockerfile", "nginx/Dockerfile", "nginx/templates/gateway.conf.template", "Procfile", ".env.example"],
 )  # fmt: skip
 def test_scripts_keep_lf_line_endings_on_every_checkout(path: str) -> None:
