@@ -45,7 +45,7 @@ class Plan:
         return " ".join(_LITERAL.sub("?", self.query).split())
 
 
-def _superuser(stack, service: str) -> psycopg2.extensions.connection:  # noqa: ANN001
+def _superuser(stack, service: str) -> psycopg2.extensions.connection:
     conn = psycopg2.connect(
         stack.config.database_url(service).replace("postgresql+psycopg2://", "postgresql://").replace(f"{service}_svc@", "app@")
     )
@@ -53,7 +53,7 @@ def _superuser(stack, service: str) -> psycopg2.extensions.connection:  # noqa: 
     return conn
 
 
-def switch(stack, on: bool) -> None:  # noqa: ANN001
+def switch(stack, on: bool) -> None:
     """auto_explain on (or off) for connections made from now on; the log lines name the database."""
     for service in ("users", "profile", "emails"):
         conn = _superuser(stack, service)
@@ -64,17 +64,20 @@ def switch(stack, on: bool) -> None:  # noqa: ANN001
                 else:
                     cur.execute(f"ALTER DATABASE {service} RESET {name}")
             if service == "users":
-                cur.execute("ALTER SYSTEM SET log_line_prefix = %s" if on else "ALTER SYSTEM RESET log_line_prefix", (PREFIX,) if on else ())
+                if on:
+                    cur.execute("ALTER SYSTEM SET log_line_prefix = %s", (PREFIX,))
+                else:
+                    cur.execute("ALTER SYSTEM RESET log_line_prefix")
                 cur.execute("SELECT pg_reload_conf()")
         conn.close()
     time.sleep(0.5)  # the reload reaches every backend
 
 
-def log_path(stack) -> Path:  # noqa: ANN001
+def log_path(stack) -> Path:
     return stack.config.run_dir / "postgres.log"
 
 
-def drive(stack, seeded_users: int) -> None:  # noqa: ANN001
+def drive(stack, seeded_users: int) -> None:
     """Each hot path once, against a seeded user and a new one; then the relays' passes."""
     http = httpx.Client(timeout=60)
     seeded = max(1, seeded_users - 1 if seeded_users % 50 == 0 else seeded_users)  # every 50th deleted its account
@@ -123,10 +126,12 @@ def collect(path: Path, offset: int) -> list[Plan]:
                 plans[key] = plan
         else:
             plans[key] = plan
-    return sorted(plans.values(), key=lambda p: (p.database, p.shape))
+    # Not the system's own queries: the driver's catalogue look-ups, and this module's reload.
+    noise = re.compile(r"^select (current_schema|pg_catalog\.version)\(\)|pg_type t JOIN pg_namespace|pg_reload_conf", re.I)
+    return sorted((p for p in plans.values() if not noise.search(p.query)), key=lambda p: (p.database, p.shape))
 
 
-def table_rows(stack) -> dict[str, int]:  # noqa: ANN001
+def table_rows(stack) -> dict[str, int]:
     rows: dict[str, int] = {}
     for service in ("users", "profile", "emails"):
         conn = _superuser(stack, service)
@@ -147,7 +152,7 @@ def unindexed(plans: list[Plan], rows: dict[str, int]) -> list[tuple[Plan, str]]
     return found
 
 
-def capture(stack, seeded_users: int) -> tuple[list[Plan], list[tuple[Plan, str]]]:  # noqa: ANN001
+def capture(stack, seeded_users: int) -> tuple[list[Plan], list[tuple[Plan, str]]]:
     """Restart the system with auto_explain on, drive it, and return the plans (and the unindexed)."""
     stack.stop_all()
     switch(stack, True)

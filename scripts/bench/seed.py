@@ -17,6 +17,8 @@ VACUUM ANALYZE, as autovacuum would have done by then.
 Saga ids are md5(kind:user id) as UUIDs, so each database derives the same ids on its own.
 """
 
+# ruff: noqa: S608  # the SQL is made from this file's constants and the mail templates only
+
 from __future__ import annotations
 
 import argparse
@@ -47,13 +49,13 @@ TABLES = {
 }
 
 # The users of a batch: id i, signed up at t, spread evenly over the history up to now.
-USERS = """
+USERS = f"""
     SELECT i, now() - (%(n)s - i + 1) * interval '1 second' * %(spacing)s AS t,
-           i %% {deleted_every} = 0 AS deleted,
-           i %% {deleted_every} = 0
-             AND now() - (%(n)s - i + 1) * interval '1 second' * %(spacing)s < now() - interval '{restore} days' AS purged
+           i %% {DELETED_EVERY} = 0 AS deleted,
+           i %% {DELETED_EVERY} = 0
+             AND now() - (%(n)s - i + 1) * interval '1 second' * %(spacing)s < now() - interval '{RESTORE_DAYS + 1} days' AS purged
     FROM generate_series(%(lo)s, %(hi)s) AS i
-""".format(deleted_every=DELETED_EVERY, restore=RESTORE_DAYS + 1)
+"""
 # Deleted a day after signing up, purged when the restore period ended.
 DELETED_AT = "t + interval '1 day'"
 PURGE_AFTER = f"t + interval '{RESTORE_DAYS + 1} days'"
