@@ -67,7 +67,11 @@ class FakeSMTP:
                 return
             self.sockets.append(client)
             if self.forward_to is not None:
-                upstream = socket.create_connection(("127.0.0.1", self.forward_to))
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.forward_to))
+                except OSError:
+                    client.close()
+                    continue
                 self.sockets.append(upstream)
                 threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
                 threading.Thread(target=self._pump, args=(upstream, client, self.delay), daemon=True).start()
@@ -83,6 +87,9 @@ class FakeSMTP:
 
     def close(self) -> None:
         self.stopped.set()
+        # shutdown() first: close() alone leaves the port listening while accept() blocks in a thread.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         for sock in self.sockets:
             with contextlib.suppress(OSError):
