@@ -42,7 +42,7 @@ def wrk(url: str, script: str, *, connections: int, seconds: float, threads: int
         "wrk",
         f"-t{min(threads, connections)}",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         "--timeout",
         "30s",
         "-s",
