@@ -15,6 +15,7 @@ makes is EXPLAINed (explain.py) into benchmarks-explain.txt. Plots: latency agai
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -361,7 +362,8 @@ def render(r: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured by `make bench` (`scripts/bench/bench.py --seconds {r['seconds']:g}`) on {r['date']}, on this "
+        f"Measured by `make bench` (`scripts/bench/bench.py --seconds {r['seconds']:g} "
+        f"--sizes {','.join(str(run['users']) for run in r['growth'])}`) on {r['date']}, on this "
         f"{r['cores']}-core machine, with the load generator (wrk) on the same cores as the system. Every figure "
         "stands beside a ceiling measured in the same run. The system runs as `make run` runs it (the Procfile: "
         "one uvicorn process per API, two prefork children per worker), failpoints off, default settings.",
@@ -457,7 +459,10 @@ def render_growth(r: dict) -> list[str]:
         cells = []
         for label, read in GROWTH.items():
             value = read(run)
-            change = f" ({value / base[label] - 1:+.0%})" if run is not growth[0] and base[label] else ""
+            if math.isnan(value):  # nothing completed in the window: a machine too busy to measure
+                cells.append("-")
+                continue
+            change = f" ({value / base[label] - 1:+.0%})" if run is not growth[0] and base[label] and not math.isnan(base[label]) else ""
             cells.append(f"{value:.1f}{change}")
         seeded = f"{run['seed_s']:.0f}" if "seed_s" in run else "-"
         lines.append(f"| {run['users']:,} | {seeded} | " + " | ".join(cells) + " |")
