@@ -102,7 +102,13 @@ def _forge(key: str, user_id: int) -> str:
 def tokens(base: str) -> None:
     # An endpoint of each service that needs a token (profile and emails: when tokens are required).
     mail = json.dumps({"user_id": 1, "subject": "compose-proof token check", "body": "sent with a genuine token"}).encode()
-    guarded = [("/v1/users/me", None), ("/v1/users/1", None), ("/v1/profile/1", None), ("/v1/subscription/1", None), ("/v1/emails/send/", mail)]
+    guarded = [
+        ("/v1/users/me", None),
+        ("/v1/users/1", None),
+        ("/v1/profile/1", None),
+        ("/v1/subscription/1", None),
+        ("/v1/emails/send/", mail),
+    ]
     json_type = {"Content-Type": "application/json"}
 
     def call(path: str, data: bytes | None, token: str | None) -> tuple[int, bytes]:
