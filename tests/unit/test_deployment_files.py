@@ -1,7 +1,10 @@
 """The compose files, the gateway image and .gitattributes say what production needs."""
 
+import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,28 @@ def test_the_gateway_image_resolves_upstreams_where_nginx_can(tmp_path: Path, ve
     # Set by hand, it wins.
     env["GATEWAY_UPSTREAM_RESOLVE"] = ""
     assert subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, env=env).stdout == "[]"
+
+
+def test_on_older_nginx_the_gateway_reloads_when_an_upstream_address_changes(tmp_path: Path) -> None:
+    # Stand-ins for getent (users-api's address read from a file) and nginx (which records its calls).
+    address = tmp_path / "address"
+    address.write_text("172.16.80.3")
+    calls = tmp_path / "calls"
+    (tmp_path / "getent").write_text(f'#!/bin/sh\n[ "$2" = users-api ] && echo "$(cat {address}) STREAM users-api"\n')
+    (tmp_path / "nginx").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    for tool in ("getent", "nginx"):
+        (tmp_path / tool).chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "USERS_UPSTREAM": "users-api:8000", "PROFILE_UPSTREAM": "127.0.0.1:8008",
+           "GATEWAY_UPSTREAM_RESOLVE": "", "GATEWAY_FOLLOW_INTERVAL_SECONDS": "0.1"}  # fmt: skip
+    script = subprocess.Popen(["sh", str(ROOT / "nginx" / "50-gateway-follow-upstreams.sh")], env=env, start_new_session=True)
+    try:
+        assert script.wait(timeout=30) == 0  # nginx starts; the watcher runs on in the background
+        time.sleep(0.5)
+        assert not calls.exists()  # nothing moved: no reload
+        address.write_text("172.16.80.9")  # the container was recreated elsewhere
+        deadline = time.monotonic() + 30
+        while not (calls.exists() and "-s reload" in calls.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert calls.read_text().splitlines() == ["-s reload"]
+    finally:
+        os.killpg(script.pid, signal.SIGKILL)
