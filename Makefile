@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench compose-proof lock
+.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench seed compose-proof lock
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -38,12 +38,15 @@ smoke-prod: ## the same through the production gateway, inbox not read (SMOKE_GA
 fuzz: setup ## schemathesis against every service's OpenAPI schema, directly and through the gateway
 	$(BIN)/python scripts/fuzz.py
 
-chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down); writes docs/chaos.md
-	$(BIN)/python scripts/chaos.py
+chaos: setup ## faults while registrations flow (killed workers, Redis and PostgreSQL restarts, SMTP down, silent or slow); writes docs/chaos.md (CHAOS_FLAGS: --only smtp, --out)
+	$(BIN)/python scripts/chaos.py $(CHAOS_FLAGS)
 
-bench: ## throughput and latency against ceilings measured in the same run; writes docs/benchmarks.md
+bench: ## throughput and latency against ceilings, on an empty database and seeded ones; writes docs/benchmarks.md (BENCH_FLAGS: --sizes, --seconds, --out)
 	./scripts/setup.sh bench
-	$(BIN)/python scripts/bench/bench.py
+	$(BIN)/python scripts/bench/bench.py $(BENCH_FLAGS)
+
+seed: setup ## EMPTIES make run's databases and loads the history of USERS users in bulk (make seed USERS=100000)
+	$(BIN)/python scripts/bench/seed.py --users $(USERS)
 
 compose-proof: ## both compose files built and run from nothing and smoke-tested; real images (STANDINS=1: dockerkit's stand-ins)
 	$(if $(STANDINS),COMPOSE_PROOF_IMAGES=standin )./scripts/compose-proof.sh

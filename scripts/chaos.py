@@ -4,17 +4,23 @@
     make chaos                 # or: .venv/bin/python scripts/chaos.py [--seconds 20] [--out docs/chaos.md]
 
 For each fault in turn — SIGKILL each kind of worker and start it again, restart Redis, restart
-PostgreSQL, SMTP refusing connections for 30 s — registrations are sent for a bounded time by a
-few concurrent clients while the fault happens. After recovery (a bounded wait) every
-registration that got a 2xx is checked: its saga ended completed (welcome mail sent) or failed
-(compensated); exactly one welcome mail per completed user; no profile or address left by a
-failed registration; no 5xx other than 503. A table of the results is printed and written.
-Runs on the test stack (tests/stack.py), which it starts and stops.
+PostgreSQL, SMTP refusing connections for 30 s, an SMTP server that accepts connections and never
+answers for 60 s, one that answers every command slowly for 60 s — registrations are sent for a
+bounded time by a few concurrent clients while the fault happens. After recovery (a bounded wait)
+every registration that got a 2xx is checked: its saga ended completed (welcome mail sent) or
+failed (compensated); exactly one welcome mail per completed user; no profile or address left by
+a failed registration; no 5xx other than 503. The saga p50 (accepted to pivot) of the
+registrations accepted during each fault is measured too. A table of the results is printed and
+written. Runs on the test stack (tests/stack.py), which it starts and stops.
+
+    .venv/bin/python scripts/chaos.py --only smtp    # only the faults whose name contains "smtp"
 """
 
 import argparse
 import collections
 import contextlib
+import socket
+import statistics
 import sys
 import threading
 import time
@@ -34,6 +40,91 @@ import devstack  # noqa: E402
 from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
 CLIENTS = 3
+# Below the SMTP timeout the test stack gives the emails worker (3 s), so every reply arrives, slowly.
+SLOW_REPLY_SECONDS = 2.0
+
+
+class FakeSMTP:
+    """A TCP server on the SMTP port in place of the mail sink, while a fault lasts.
+
+    Without ``forward_to``: accepts connections and never answers (nor closes them). With it:
+    passes each connection on to a real SMTP server there, holding every reply for ``delay``
+    seconds, so mail still arrives, each command answered slowly.
+    """
+
+    def __init__(self, port: int, forward_to: int | None = None, delay: float = 0.0) -> None:
+        self.forward_to, self.delay = forward_to, delay
+        self.listener = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self.sockets: list[socket.socket] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            if self.forward_to is not None:
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.forward_to))
+                except OSError:
+                    client.close()
+                    continue
+                self.sockets.append(upstream)
+                threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+                threading.Thread(target=self._pump, args=(upstream, client, self.delay), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, delay: float) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if self.stopped.wait(delay):
+                    return
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.stopped.set()
+        # shutdown() first: close() alone leaves the port listening while accept() blocks in a thread.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def smtp_replaced(stack: Stack, seconds: float, *, slow: bool) -> Callable[[], None]:
+    """The mail sink's SMTP port taken over for ``seconds``: by a server that never answers, or
+    (``slow``) by one that answers every command slowly in front of the sink moved to another port."""
+
+    def fault() -> None:
+        stack.stop("mail")
+        smtp_port = stack.env["SMTP_PORT"]
+        sink_port = free_port() if slow else None
+        if sink_port is not None:  # the sink keeps receiving, on a port only the slow server knows
+            stack.env["SMTP_PORT"] = str(sink_port)
+            try:
+                stack.start("mail")
+            finally:
+                stack.env["SMTP_PORT"] = smtp_port
+        server = FakeSMTP(int(smtp_port), forward_to=sink_port, delay=SLOW_REPLY_SECONDS)
+        try:
+            time.sleep(seconds)
+        finally:
+            server.close()
+            stack.stop("mail")
+            stack.start("mail")
+
+    return fault
 
 
 @dataclass
@@ -49,6 +140,7 @@ class Outcome:
     leftovers: int = 0
     server_errors: int = 0  # 5xx other than 503
     transport_errors: int = 0
+    saga_p50_during_ms: float | None = None  # accepted to pivot, for the sagas started during the fault
 
 
 def load(stack: Stack, outcome: Outcome, stop: threading.Event) -> None:
@@ -116,6 +208,27 @@ def settle(stack: Stack, outcome: Outcome, timeout: float) -> None:
             outcome.lost += 1
 
 
+def db_now(stack: Stack) -> float:
+    return float(stack.query("users", "SELECT extract(epoch FROM now())")[0][0])  # type: ignore[arg-type]
+
+
+def saga_p50_during(stack: Stack, outcome: Outcome, start: float, end: float) -> float | None:
+    """Median accepted-to-pivot time (ms) of this run's sagas accepted between start and end."""
+    ids = [saga_id for saga_id, _, _ in outcome.accepted]
+    if not ids:
+        return None
+    rows = stack.query(
+        "users",
+        "SELECT (extract(epoch FROM p.updated_at) - extract(epoch FROM s.created_at)) * 1000 FROM saga s "
+        "JOIN saga_step p ON p.saga_id = s.id AND p.step = 'complete_registration' "
+        "WHERE s.status = 'completed' AND s.id::text = ANY(%s) AND s.created_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)",
+        ids,
+        start,
+        end,
+    )
+    return statistics.median(float(row[0]) for row in rows) if rows else None  # type: ignore[arg-type]
+
+
 def restart(stop: Callable[[], None], start: Callable[[], None], down_for: float) -> Callable[[], None]:
     def fault() -> None:
         stop()
@@ -130,6 +243,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20, help="how long registrations flow per fault")
     parser.add_argument("--settle", type=float, default=120, help="bound on the wait for sagas to finish")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "chaos.md")
+    parser.add_argument("--only", default="", help="run only the faults whose name contains this (case-insensitive)")
     args = parser.parse_args()
 
     stack = Stack()
@@ -148,7 +262,10 @@ def main() -> int:
         "restart Redis": restart(stack.stop_redis, stack.start_redis, 3),
         "restart PostgreSQL": restart(lambda: devstack.stop_postgres(stack.config), lambda: devstack.start_postgres(stack.config), 3),
         "SMTP refuses connections 30 s": restart(lambda: stack.stop("mail"), lambda: stack.start("mail"), 30),
+        "SMTP accepts connections, never answers 60 s": smtp_replaced(stack, 60, slow=False),
+        f"SMTP answers every command after {SLOW_REPLY_SECONDS:g} s, 60 s": smtp_replaced(stack, 60, slow=True),
     }
+    faults = {name: fault for name, fault in faults.items() if args.only.lower() in name.lower()}
     outcomes = []
     try:
         for name, fault in faults.items():
@@ -159,25 +276,30 @@ def main() -> int:
             loader.start()
             started = time.monotonic()
             time.sleep(args.seconds / 4)  # registrations are flowing when the fault hits
+            fault_start = db_now(stack)
             fault()
+            fault_end = db_now(stack)
             time.sleep(max(args.seconds / 4, args.seconds - (time.monotonic() - started)))  # and after it
             stop.set()
             loader.join()
             settle(stack, outcome, args.settle)
+            outcome.saga_p50_during_ms = saga_p50_during(stack, outcome, fault_start, fault_end)
             outcomes.append(outcome)
             print(f"    {outcome}", flush=True)
     finally:
         stack.stop_all()
 
     header = (
-        "| fault | attempted | accepted | completed | compensated | lost | duplicate mails | leftovers | 5xx (not 503) | HTTP statuses |"
+        "| fault | attempted | accepted | completed | compensated | lost | duplicate mails | leftovers | 5xx (not 503) | "
+        "saga p50 during the fault (ms) | HTTP statuses |"
     )
-    rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         codes = ", ".join(f"{code}: {count}" for code, count in sorted(o.statuses.items()))
         rows.append(
             f"| {o.fault} | {o.attempted} | {len(o.accepted)} | {o.completed} | {o.compensated} | {o.lost} | "
-            f"{o.duplicate_mails} | {o.leftovers} | {o.server_errors} | {codes} |"
+            f"{o.duplicate_mails} | {o.leftovers} | {o.server_errors} | "
+            f"{'-' if o.saga_p50_during_ms is None else f'{o.saga_p50_during_ms:.0f}'} | {codes} |"
         )
     table = "\n".join(rows)
     print(table)
@@ -187,7 +309,8 @@ def main() -> int:
         "continuously while each fault happens; then a bounded wait for every accepted saga.\n\n"
         f"{table}\n\n"
         "*lost*: accepted (2xx) but not finished, or completed without its welcome mail. "
-        "*leftovers*: a profile or address of a failed registration.\n"
+        "*leftovers*: a profile or address of a failed registration. *saga p50 during the fault*: accepted to pivot "
+        "(complete_registration), for the registrations accepted while the fault lasted.\n"
     )
     bad = [o.fault for o in outcomes if o.lost or o.duplicate_mails or o.leftovers or o.server_errors]
     print("chaos:", "FAILED for " + ", ".join(bad) if bad else "nothing lost", flush=True)

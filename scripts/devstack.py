@@ -214,6 +214,7 @@ def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None
         "PROFILE_UPSTREAM": f"127.0.0.1:{stack.profile_port}",
         "EMAILS_UPSTREAM": f"127.0.0.1:{stack.emails_port}",
         "FLOWER_UPSTREAM": f"127.0.0.1:{stack.flower_port}",
+        "GATEWAY_UPSTREAM_RESOLVE": "",  # addresses, nothing to look up: plain keepalive upstreams
         "GATEWAY_PORT": str(port or stack.gateway_port),
         "GATEWAY_TLS_PORT": str(tls_port),
         "GATEWAY_HTTPS_PORT_SUFFIX": "" if tls_port == 443 else f":{tls_port}",

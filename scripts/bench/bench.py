@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Benchmarks: figures beside a ceiling measured in the same run, written to docs/benchmarks.md.
 
-    make bench                 # or: .venv/bin/python scripts/bench/bench.py [--seconds 20]
+    make bench                 # or: .venv/bin/python scripts/bench/bench.py [--seconds 20] [--sizes 0,100000,1000000]
 
 Starts the system as the README's no-Docker run does (the Procfile's processes, on the test
 stack's ports, failpoints off, default settings), drives it with wrk (Lua scripts beside this
-file), reads saga timings from the users database, and stops what it started.
+file), reads saga timings from the users database, and stops what it started. The same
+benchmarks run on an empty database and again on databases seeded with the history of 100,000
+and 1,000,000 users (seed.py, bulk-loaded), with one relay pass, one watchdog scan, one purge
+scan and one emails relay pass timed at each size; at the largest size every query the system
+makes is EXPLAINed (explain.py) into benchmarks-explain.txt. Plots: latency against load
+(benchmarks-latency.png), each figure against the data's size (benchmarks-growth.png).
 """
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -24,6 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import explain  # noqa: E402
+import seed  # noqa: E402
+
 LUA = Path(__file__).resolve().parent
 PASSWORD = "x"  # noqa: S105  # what the contract registers with
 
@@ -33,7 +43,7 @@ def wrk(url: str, script: str, *, connections: int, seconds: float, threads: int
         "wrk",
         f"-t{min(threads, connections)}",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         "--timeout",
         "30s",
         "-s",
@@ -45,7 +55,7 @@ def wrk(url: str, script: str, *, connections: int, seconds: float, threads: int
     ).stdout
     figures = json.loads(re.search(r"^WRK_JSON (.*)$", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
     figures["rps"] = figures["requests"] / figures["duration_s"]
-    figures["command"] = " ".join(command)
+    figures["command"] = " ".join([*(f"{name}={value}" for name, value in (env or {}).items() if name.startswith("BENCH_")), *command])
     return figures
 
 
@@ -113,9 +123,9 @@ def registration_run(stack: Stack, connections: int, seconds: float, delay_ms: f
         env={"BENCH_RUN": run, "WRK_DELAY_MS": str(int(delay_ms))},
     )
     end = db_now(stack)
-    # Let the sagas still in flight finish before reading their latencies.
+    # Let the sagas still in flight finish before reading their latencies (an indexed scan).
     wait_until(
-        lambda: not stack.query("users", "SELECT 1 FROM saga WHERE status IN ('running', 'compensating') LIMIT 1"),
+        lambda: not stack.query("users", "SELECT 1 FROM saga WHERE finished_at IS NULL LIMIT 1"),
         timeout=120,
         interval=0.5,
         what="the run's sagas to finish",
@@ -162,12 +172,135 @@ def plot(levels: list[dict], path: Path) -> None:
     figure.savefig(path)
 
 
+def measure(stack: Stack, seconds: float, size: int) -> dict:
+    """Every benchmark on databases holding `size` users of history (seed.py; 0: empty)."""
+    stack.stop_all()
+    stack.reset_data()
+    figures: dict = {"users": size}
+    if size:
+        print(f"seed: {size} users ...", flush=True)
+        started = time.monotonic()
+        figures["seed_s_per_database"] = seed.seed(stack.config, size)
+        figures["seed_s"] = time.monotonic() - started
+    stack.start_all()
+    print(f"--- {size} users of history", flush=True)
+    from users_svc.config import Settings
+
+    defaults = Settings(database_url="-", broker_url="-")
+    params = {
+        "time_cost": defaults.argon2_time_cost,
+        "memory_cost": defaults.argon2_memory_cost_kib,
+        "parallelism": defaults.argon2_parallelism,
+    }
+    figures["argon2_params"] = params
+    print("argon2 ceiling ...", flush=True)
+    figures["argon2_per_s"] = argon2_ceiling(params, seconds / 2)
+
+    print("registration: latency against load ...", flush=True)
+    levels = [registration_run(stack, c, seconds / 2) for c in (1, 2, 4, 8)]
+    figures["levels"] = levels
+    print("registration: sustained ...", flush=True)
+    sustained = registration_run(stack, 8, seconds)
+    figures["sustained"] = sustained
+    # (On a machine too busy to complete any registration inside the window, the best level's rate.)
+    half = (sustained["completed_per_s"] or max(level["completed_per_s"] for level in levels) or 1.0) / 2
+    # Two paced connections offering about half the sustained rate.
+    delay = max(0.0, 1000 * 2 / half - levels[0]["p50_ms"])
+    print(f"registration: at half the sustained rate (delay {delay:.0f} ms) ...", flush=True)
+    figures["half"] = registration_run(stack, 2, seconds, delay_ms=delay)
+
+    # Reads at random ids over every user there is (the seeded and those registered above).
+    max_id = int(stack.query("users", "SELECT max(id) FROM user_account")[0][0])  # type: ignore[call-overload]
+    print("reads ...", flush=True)
+    reads = {"constant (users /healthz)": {"direct": wrk(stack.url("users", "/healthz"), "get.lua", connections=16, seconds=seconds / 2)}}
+    for label, service, path in (
+        ("GET /v1/users/{id}", "users", "/v1/users/{id}"),
+        ("GET /v1/profile/{id}", "profile", "/v1/profile/{id}"),
+    ):
+        env = {"BENCH_PATH": path, "BENCH_MAX_ID": str(max_id)}
+        reads[label] = {
+            where: wrk(stack.url(where, "/"), "get_ids.lua", connections=16, seconds=seconds / 2, env=env) for where in (service, "gateway")
+        }
+        reads[label]["direct"] = reads[label].pop(service)
+    figures["reads"] = reads
+
+    print("mail ...", flush=True)
+    figures["mail"] = mail_run(stack, seconds / 4)
+    print("relay and watchdog scans ...", flush=True)
+    figures["scans"] = scan_timings(stack)
+    return figures
+
+
+def scan_timings(stack: Stack, repeat: int = 20) -> dict[str, float]:
+    """Median milliseconds of one pass of each periodic scan, run here on an idle system."""
+    from emails_svc.outbox import publish_pending
+    from saga import create_celery_app
+    from users_svc import saga_log
+    from users_svc.db import make_sessionmaker
+
+    users = make_sessionmaker(stack.config.database_url("users"))
+    emails = make_sessionmaker(stack.config.database_url("emails"))
+    app = create_celery_app("bench", stack.config.broker_url)
+    scans = {
+        "relay pass (users outbox)": lambda: saga_log.publish_outbox(users, app),
+        "watchdog scan (stale sagas)": lambda: saga_log.redrive_stale(users, 30.0),
+        "purge scan (restore period over)": lambda: saga_log.start_due_purges(users),
+        "emails relay pass (mail outbox)": lambda: publish_pending(emails, app),
+    }
+    timings = {}
+    for label, scan in scans.items():
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            scan()
+            samples.append((time.perf_counter() - started) * 1000)
+        timings[label] = percentile(samples, 50)
+    return timings
+
+
+# The figures the growth plot and table follow, each as (label, how to read it from a run).
+GROWTH = {
+    "registrations/s (sustained)": lambda f: f["sustained"]["completed_per_s"],
+    "saga p50 at half rate": lambda f: f["half"]["saga_p50_ms"],
+    "GET /v1/users/{id} req/s": lambda f: f["reads"]["GET /v1/users/{id}"]["direct"]["rps"],
+    "GET /v1/profile/{id} req/s": lambda f: f["reads"]["GET /v1/profile/{id}"]["direct"]["rps"],
+    "relay pass ms": lambda f: f["scans"]["relay pass (users outbox)"],
+    "watchdog scan ms": lambda f: f["scans"]["watchdog scan (stale sagas)"],
+}
+
+
+def plot_growth(growth: list[dict], path: Path) -> None:
+    """Each figure relative to the empty database's, against the users of history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)
+    labels = [f"{run['users']:,}" for run in growth]
+    for label, read in GROWTH.items():
+        base = read(growth[0])
+        axis.plot(labels, [read(run) / base if base else float("nan") for run in growth], marker="o", label=label)
+    axis.axhspan(0.8, 1.2, color="green", alpha=0.08, label="within 20%")
+    axis.set_xlabel("users of seeded history")
+    axis.set_ylabel(f"relative to {labels[0]} users")
+    axis.set_title("Cost as the data grows (2 cores)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20, help="length of each measured run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--sizes", default="0,100000,1000000", help="users of seeded history to run the benchmarks at, the first one usually 0"
+    )
     args = parser.parse_args()
     seconds = args.seconds
+    sizes = [int(size) for size in args.sizes.split(",")]
 
     stack = Stack()
     stack.env.update(UNTHROTTLED)
@@ -177,55 +310,32 @@ def main() -> int:
     # Except the send limits: the mail run measures delivery, from one address to one user.
     stack.env.update({"EMAILS_SEND_RATE_PER_ADDRESS": "", "EMAILS_SEND_RATE_PER_RECIPIENT": ""})
     stack.start_infra()
-    stack.reset_data()
-    stack.start_all()
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "seconds": seconds}
+    results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "seconds": seconds, "growth": []}
+    explain_text = None
     try:
-        from users_svc.config import Settings
-
-        defaults = Settings(database_url="-", broker_url="-")
-        params = {
-            "time_cost": defaults.argon2_time_cost,
-            "memory_cost": defaults.argon2_memory_cost_kib,
-            "parallelism": defaults.argon2_parallelism,
-        }
-        results["argon2_params"] = params
-        print("argon2 ceiling ...", flush=True)
-        results["argon2_per_s"] = argon2_ceiling(params, seconds / 2)
-
-        print("registration: latency against load ...", flush=True)
-        levels = [registration_run(stack, c, seconds / 2) for c in (1, 2, 4, 8)]
-        results["levels"] = levels
-        print("registration: sustained ...", flush=True)
-        sustained = registration_run(stack, 8, seconds)
-        results["sustained"] = sustained
-        half = sustained["completed_per_s"] / 2
-        # Two paced connections offering about half the sustained rate.
-        delay = max(0.0, 1000 * 2 / half - levels[0]["p50_ms"])
-        print(f"registration: at half the sustained rate (delay {delay:.0f} ms) ...", flush=True)
-        results["half"] = registration_run(stack, 2, seconds, delay_ms=delay)
-
-        # Reads: the users seeded above exist; user 1 has a profile.
-        print("reads ...", flush=True)
-        reads = {}
-        for label, service, path in (
-            ("constant (users /healthz)", "users", "/healthz"),
-            ("GET /v1/users/1", "users", "/v1/users/1"),
-            ("GET /v1/profile/1", "profile", "/v1/profile/1"),
-        ):
-            reads[label] = {"direct": wrk(stack.url(service, path), "get.lua", connections=16, seconds=seconds / 2)}
-            if path != "/healthz":
-                reads[label]["gateway"] = wrk(stack.url("gateway", path), "get.lua", connections=16, seconds=seconds / 2)
-        results["reads"] = reads
-
-        print("mail ...", flush=True)
-        results["mail"] = mail_run(stack, seconds / 4)
+        for size in sizes:
+            figures = measure(stack, seconds, size)
+            if not results.get("levels"):  # the empty database's run: the main tables
+                results.update(figures)
+            results["growth"].append(figures)
+        if sizes[-1] > 0:
+            print(f"explain: every query at {sizes[-1]} users ...", flush=True)
+            plans, flagged = explain.capture(stack, sizes[-1])
+            explain_text = explain.render(plans, flagged, sizes[-1])
+            results["explain"] = {
+                "users": sizes[-1],
+                "queries": len(plans),
+                "unindexed": [{"database": p.database, "table": table, "query": p.query} for p, table in flagged],
+            }
     finally:
         stack.stop_all()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_name("benchmarks.json").write_text(json.dumps(results, indent=2, default=str))
     plot(results["levels"], args.out.with_name("benchmarks-latency.png"))
+    plot_growth(results["growth"], args.out.with_name("benchmarks-growth.png"))
+    if explain_text is not None:
+        args.out.with_name("benchmarks-explain.txt").write_text(explain_text)
     write_results(args.out, render(results))
     print(args.out.read_text())
     return 0
@@ -252,7 +362,8 @@ def render(r: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured by `make bench` (`scripts/bench/bench.py --seconds {r['seconds']:g}`) on {r['date']}, on this "
+        f"Measured by `make bench` (`scripts/bench/bench.py --seconds {r['seconds']:g} "
+        f"--sizes {','.join(str(run['users']) for run in r['growth'])}`) on {r['date']}, on this "
         f"{r['cores']}-core machine, with the load generator (wrk) on the same cores as the system. Every figure "
         "stands beside a ceiling measured in the same run. The system runs as `make run` runs it (the Procfile: "
         "one uvicorn process per API, two prefork children per worker), failpoints off, default settings.",
@@ -283,6 +394,8 @@ def render(r: dict) -> str:
         "",
         "## Reads (16 connections)",
         "",
+        "At random ids over every user in the database (`get_ids.lua`).",
+        "",
         "| endpoint | direct req/s | p99 (ms) | through the gateway req/s | p99 (ms) | gateway cost | share of the constant ceiling |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -296,8 +409,8 @@ def render(r: dict) -> str:
             if gateway
             else f"| {label} | {direct['rps']:.0f} | {direct['p99_ms']:.1f} | - | - | - | 100% |"
         )
-    users_share = reads["GET /v1/users/1"]["direct"]["rps"] / constant
-    profile_share = reads["GET /v1/profile/1"]["direct"]["rps"] / constant
+    users_share = reads["GET /v1/users/{id}"]["direct"]["rps"] / constant
+    profile_share = reads["GET /v1/profile/{id}"]["direct"]["rps"] / constant
     worst_gateway = max(1 - runs["gateway"]["rps"] / runs["direct"]["rps"] for runs in reads.values() if "gateway" in runs)
     lines += [
         "",
@@ -325,7 +438,46 @@ def render(r: dict) -> str:
         "Raw figures: `benchmarks.json`.",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + render_growth(r))
+
+
+def render_growth(r: dict) -> list[str]:
+    growth = r["growth"]
+    if len(growth) < 2:
+        return []
+    lines = [
+        "## As the data grows",
+        "",
+        "The same benchmarks on databases seeded with the history of N users (`scripts/bench/seed.py`, bulk-loaded: "
+        "profiles, subscriptions, completed sagas with their steps, outbox, ledger and mail rows spread over two years).",
+        "",
+        "| users of history | seeded in (s) | " + " | ".join(GROWTH) + " |",
+        "|---|---|" + "---|" * len(GROWTH),
+    ]
+    base = {label: read(growth[0]) for label, read in GROWTH.items()}
+    for run in growth:
+        cells = []
+        for label, read in GROWTH.items():
+            value = read(run)
+            if math.isnan(value):  # nothing completed in the window: a machine too busy to measure
+                cells.append("-")
+                continue
+            change = f" ({value / base[label] - 1:+.0%})" if run is not growth[0] and base[label] and not math.isnan(base[label]) else ""
+            cells.append(f"{value:.1f}{change}")
+        seeded = f"{run['seed_s']:.0f}" if "seed_s" in run else "-"
+        lines.append(f"| {run['users']:,} | {seeded} | " + " | ".join(cells) + " |")
+    lines += ["", "![figures against the data's size](benchmarks-growth.png)", ""]
+    explained = r.get("explain")
+    if explained:
+        unindexed = explained["unindexed"]
+        lines += [
+            f"EXPLAIN (ANALYZE, BUFFERS) of all {explained['queries']} query shapes the system ran at {explained['users']:,} users: "
+            "`benchmarks-explain.txt`. Sequential scans of a big table: "
+            + (", ".join(f"`{u['database']}.{u['table']}`" for u in unindexed) if unindexed else "**none**")
+            + ".",
+            "",
+        ]
+    return lines
 
 
 if __name__ == "__main__":
