@@ -20,15 +20,16 @@ from saga import (
     PurgePayload,
     PurgeStep,
     RegistrationPayload,
+    RegistrationStep,
     RestoreStep,
     SagaTask,
-    Step,
     TaskName,
     claim_step,
     compensate_step,
     create_celery_app,
     failpoint,
     tombstone_step,
+    user_id_of,
 )
 
 from . import mailer
@@ -73,7 +74,7 @@ def _fresh_pool_after_fork(**_: object) -> None:
 @celery_app.task(
     name=TaskName.RECORD_ADDRESS,
     base=SagaTask,
-    step=Step.RECORD_ADDRESS,
+    step=RegistrationStep.RECORD_ADDRESS,
     autoretry_for=TRANSIENT_DB,
     max_retries=5,
     retry_backoff=1,
@@ -82,9 +83,9 @@ def _fresh_pool_after_fork(**_: object) -> None:
 def record_address(saga_id: str, payload: dict[str, object]) -> None:
     user = _recipient(payload)
     with sessions().begin() as session:
-        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), Step.RECORD_ADDRESS):
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RegistrationStep.RECORD_ADDRESS):
             return  # delivered twice: already done
-        failpoint(Step.RECORD_ADDRESS, user.email)
+        failpoint(RegistrationStep.RECORD_ADDRESS, user.email)
         existing = session.get(Recipient, user.user_id)
         if existing is not None:
             raise AddressConflict(f"user {user.user_id} already has an address from saga {existing.saga_id}")
@@ -98,15 +99,19 @@ def record_address(saga_id: str, payload: dict[str, object]) -> None:
 @celery_app.task(
     name=TaskName.FORGET_ADDRESS, base=SagaTask, autoretry_for=TRANSIENT_DB, max_retries=None, retry_backoff=1, retry_backoff_max=30
 )
-def forget_address(saga_id: str, user_id: int) -> None:
+def forget_address(saga_id: str, payload: dict[str, object] | int) -> None:
+    # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
+    user_id = user_id_of(payload)
     saga = uuid.UUID(saga_id)
     with sessions().begin() as session:
-        tombstone_step(session, SagaStepLog, saga, Step.RECORD_ADDRESS)
+        tombstone_step(session, SagaStepLog, saga, RegistrationStep.RECORD_ADDRESS)
         session.execute(delete(Recipient).where(Recipient.user_id == user_id, Recipient.saga_id == saga))
 
 
-@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=SagaTask, step=Step.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
-def send_welcome_email(saga_id: str, user_id: int) -> None:
+@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=SagaTask, step=RegistrationStep.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
+def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
+    # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
+    user_id = user_id_of(payload)
     saga = uuid.UUID(saga_id)
     with sessions().begin() as session:
         recipient = session.get(Recipient, user_id)

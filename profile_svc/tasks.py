@@ -20,15 +20,16 @@ from saga import (
     PurgePayload,
     PurgeStep,
     RegistrationPayload,
+    RegistrationStep,
     RestoreStep,
     SagaTask,
-    Step,
     TaskName,
     claim_step,
     compensate_step,
     create_celery_app,
     failpoint,
     tombstone_step,
+    user_id_of,
 )
 
 from .config import get_settings
@@ -61,7 +62,7 @@ def _fresh_pool_after_fork(**_: object) -> None:
 @celery_app.task(
     name=TaskName.CREATE_PROFILE,
     base=SagaTask,
-    step=Step.CREATE_PROFILE,
+    step=RegistrationStep.CREATE_PROFILE,
     autoretry_for=TRANSIENT,
     max_retries=5,
     retry_backoff=1,
@@ -70,9 +71,9 @@ def _fresh_pool_after_fork(**_: object) -> None:
 def create_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     with sessions().begin() as session:
-        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), Step.CREATE_PROFILE):
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RegistrationStep.CREATE_PROFILE):
             return  # delivered twice: already done
-        failpoint(Step.CREATE_PROFILE, user.email)
+        failpoint(RegistrationStep.CREATE_PROFILE, user.email)
         existing = session.get(Profile, user.user_id)
         if existing is not None:
             raise ProfileConflict(f"user {user.user_id} already has a profile from saga {existing.saga_id}")
@@ -82,10 +83,12 @@ def create_profile(saga_id: str, payload: dict[str, object]) -> None:
 @celery_app.task(
     name=TaskName.REMOVE_PROFILE, base=SagaTask, autoretry_for=TRANSIENT, max_retries=None, retry_backoff=1, retry_backoff_max=30
 )
-def remove_profile(saga_id: str, user_id: int) -> None:
+def remove_profile(saga_id: str, payload: dict[str, object] | int) -> None:
+    # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
+    user_id = user_id_of(payload)
     saga = uuid.UUID(saga_id)
     with sessions().begin() as session:
-        tombstone_step(session, SagaStepLog, saga, Step.CREATE_PROFILE)
+        tombstone_step(session, SagaStepLog, saga, RegistrationStep.CREATE_PROFILE)
         session.execute(delete(Profile).where(Profile.user_id == user_id, Profile.saga_id == saga))
 
 

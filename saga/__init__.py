@@ -1,12 +1,12 @@
 """What crosses service boundaries: the Celery app, queue and task names, payloads, the sagas, tokens."""
 
-from ._accounts import ACCOUNT_SAGAS, DELETION, PURGE, RESTORE, SagaDefinition
 from ._app import create_celery_app
+from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
-from ._names import DeletionStep, PurgeStep, Queue, RestoreStep, SagaKind, Step, TaskName, queue_of
-from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload
-from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
+from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
+from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
+from ._sagas import DELETION, PURGE, REGISTRATION, RESTORE, SAGAS
 from ._service import (
     RequestIdMiddleware,
     SingleLine,
@@ -42,12 +42,12 @@ from ._tokens import (
 )
 
 __all__ = [
-    "ACCOUNT_SAGAS",
     "DELETION",
     "DEV_SIGNING_KEY",
-    "PIVOT",
     "PURGE",
+    "REGISTRATION",
     "RESTORE",
+    "SAGAS",
     "STARTUP_FAILURE",
     "AccessTokenVerifier",
     "BearerCredentials",
@@ -57,20 +57,22 @@ __all__ = [
     "InjectedFault",
     "InvalidToken",
     "LedgerState",
+    "Payload",
     "PurgePayload",
     "PurgeStep",
     "Queue",
     "RegistrationPayload",
+    "RegistrationStep",
     "RequestIdMiddleware",
     "RestoreStep",
     "SagaAborted",
-    "SagaDefinition",
+    "SagaDeclaration",
     "SagaKind",
+    "SagaStepDeclaration",
     "SagaTask",
     "Secret",
     "SecretKind",
     "SingleLine",
-    "Step",
     "StepLedgerMixin",
     "Storable",
     "TaskName",
@@ -81,7 +83,6 @@ __all__ = [
     "broker_ready",
     "claim_step",
     "compensate_step",
-    "compensation_chain",
     "configure_logging",
     "create_celery_app",
     "database_ready",
@@ -94,7 +95,6 @@ __all__ = [
     "password_in_url",
     "queue_of",
     "refuse_weak_secrets",
-    "registration_saga",
     "revoked_family_key",
     "revoked_key",
     "session_ended",
@@ -103,8 +103,8 @@ __all__ = [
     "token_security",
     "tombstone_step",
     "unauthorized",
+    "user_id_of",
     "valid_after_key",
     "verified_claims",
     "weak_secrets",
-    "welcome_chain",
 ]

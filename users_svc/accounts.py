@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from saga import BearerCredentials, Claims, InvalidToken, SagaKind, TokenType, decode_token, unauthorized, verified_claims
 
-from . import saga_log
+from . import engine, outbox
 from .api import BUSY, client_address, saga_ref, throttle
 from .auth import LoginLimiter, RefreshReused, TokenPair, TokenStore
 from .models import AccountStatus, RegistrationSaga, RegistrationStatus, Saga, SagaStatus, UserAccount
@@ -299,7 +299,7 @@ def delete_me(request: Request, response: Response, me: CurrentUser) -> SagaRef:
         user.account_status = AccountStatus.DELETING
         user.deleted_at = now
         user.purge_after = now + timedelta(seconds=state.settings.restore_grace_seconds)
-        saga = saga_log.start_saga(session, user, SagaKind.DELETION)
+        saga = engine.start_saga(session, user, SagaKind.DELETION)
         # Before the commit: with Redis down nothing changes (503) rather than tokens outliving the account.
         state.tokens.end_sessions(user.id)
     state.tokens.end_sessions(user.id)  # and after it: a login that read the account still active gets refused tokens
@@ -335,7 +335,7 @@ def restore(body: LoginRequest, request: Request, response: Response) -> UserOut
         if user.account_status != AccountStatus.DELETED or user.purge_after is None or user.purge_after <= datetime.now(UTC):
             raise HTTPException(status.HTTP_410_GONE, "the restore period has ended")
         user.account_status = AccountStatus.RESTORING
-        saga = saga_log.start_saga(session, user, SagaKind.RESTORE)
+        saga = engine.start_saga(session, user, SagaKind.RESTORE)
     ref = _run(request, response, saga)
     with state.reads() as session:
         return _user_out(session, session.get_one(UserAccount, user.id)).model_copy(update={"saga": ref})
@@ -344,8 +344,8 @@ def restore(body: LoginRequest, request: Request, response: Response) -> UserOut
 def _run(request: Request, response: Response, saga: Saga) -> SagaRef:
     """Publish a committed saga (the relay covers failures), wait briefly, answer with its state."""
     state = request.app.state
-    saga_log.publish_outbox(state.sessions, state.celery, saga_id=saga.id)
-    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
+    outbox.publish_outbox(state.sessions, state.celery, saga_id=saga.id)
+    saga.status = engine.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
     response.status_code = status.HTTP_200_OK if saga.status == SagaStatus.COMPLETED else status.HTTP_202_ACCEPTED
     ref = saga_ref(saga)
     response.headers["Location"] = ref.url

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import ensure_owner, subject_if_required
+from saga import SagaKind, ensure_owner, subject_if_required
 
-from . import saga_log
+from . import engine, outbox
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
 
@@ -98,15 +98,15 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
             )
             session.add(user)
             session.flush()
-            saga = saga_log.start_registration(session, user)
+            saga = engine.start_saga(session, user, SagaKind.REGISTRATION)
     except IntegrityError as exc:
         if "uq_user_account_email_live" in str(exc.orig):
             raise HTTPException(status.HTTP_409_CONFLICT, "email already registered") from None
         raise
     # Committed: from here the registration cannot be lost. Publish now; the relay covers failures.
     celery_app: Celery = state.celery
-    saga_log.publish_outbox(make_session, celery_app, saga_id=saga.id)
-    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
+    outbox.publish_outbox(make_session, celery_app, saga_id=saga.id)
+    saga.status = engine.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
     if saga.status != SagaStatus.COMPLETED:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/register/{saga.id}"

@@ -12,7 +12,7 @@ import time
 
 from saga import configure_logging
 
-from . import saga_log
+from . import outbox, watchdog
 from .config import get_settings
 from .db import make_sessionmaker
 from .tasks import celery_app
@@ -35,9 +35,9 @@ def main() -> None:
     log.info("relay started (every %.1fs; sagas stale after %.0fs)", settings.relay_interval_seconds, settings.saga_stale_after_seconds)
     while running:
         try:
-            saga_log.start_due_purges(make_session)
-            saga_log.redrive_stale(make_session, settings.saga_stale_after_seconds)
-            while saga_log.publish_outbox(make_session, celery_app) == 100:
+            watchdog.start_due_purges(make_session)
+            watchdog.redrive_stale(make_session, settings.saga_stale_after_seconds)
+            while outbox.publish_outbox(make_session, celery_app) == 100:
                 pass
         except Exception:  # the database may be down: keep looping, it comes back
             log.exception("relay pass failed")
