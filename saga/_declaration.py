@@ -21,25 +21,34 @@ from dataclasses import dataclass
 from celery import Celery, chain
 from celery.canvas import Signature
 
-from ._names import Queue, SagaKind, TaskName, queue_of
+from ._names import Queue, TaskName, queue_of
 
 Payload = Mapping[str, object]
 
 
 @dataclass(frozen=True)
 class SagaStepDeclaration:
-    """One step: its name in the saga log, the task that performs it, and what undoes it (if anything)."""
+    """One step: its name in the saga log, the task that performs it, and what undoes it (if anything).
+
+    Both tasks run on the queue of the service that owns them: by default the one their name
+    starts with (``TaskName``), or ``owner`` for a queue of its own.
+    """
 
     name: str
-    task: TaskName
-    undo: TaskName | None = None
+    task: str
+    undo: str | None = None
+    owner: str | None = None
+
+    @property
+    def queue(self) -> str:
+        return self.owner or queue_of(self.task).value
 
 
 @dataclass(frozen=True)
 class SagaDeclaration:
     """A saga: steps in order; those up to ``pivot`` are compensated (if ``compensated``), those after only retry."""
 
-    kind: SagaKind
+    kind: str  # a SagaKind, or a saga declared elsewhere (the tests declare one)
     steps: tuple[SagaStepDeclaration, ...]
     pivot: str
     # False for a saga that never compensates: its failed steps are retried by the watchdog.
@@ -86,7 +95,7 @@ class SagaDeclaration:
         if not self.compensated:
             raise ValueError(f"the {self.kind} saga has no compensations")
         done_before = self.steps[: self.step_names.index(failed_step)]
-        undo = [_signature(app, step.undo, saga_id, dict(payload)) for step in reversed(done_before) if step.undo]
+        undo = [_signature(app, step.undo, saga_id, dict(payload), queue=step.queue) for step in reversed(done_before) if step.undo]
         return chain(
             _signature(app, TaskName.BEGIN_COMPENSATION, saga_id, failed_step),
             *undo,
@@ -107,13 +116,13 @@ def step_task_id(saga_id: str, step: str) -> str:
 
 
 def _step_signature(app: Celery, step: SagaStepDeclaration, saga_id: str, payload: Payload) -> Signature:
-    args: tuple[object, ...] = (saga_id,) if queue_of(step.task) == Queue.USERS else (saga_id, dict(payload))
-    return _signature(app, step.task, *args, task_id=step_task_id(saga_id, step.name))
+    args: tuple[object, ...] = (saga_id,) if step.queue == Queue.USERS else (saga_id, dict(payload))
+    return _signature(app, step.task, *args, task_id=step_task_id(saga_id, step.name), queue=step.queue)
 
 
-def _signature(app: Celery, name: str, *args: object, task_id: str | None = None) -> Signature:
+def _signature(app: Celery, name: str, *args: object, task_id: str | None = None, queue: str | None = None) -> Signature:
     # Immutable: Celery would otherwise prepend the previous result (or the failed request) to the arguments.
-    options: dict[str, str] = {"queue": queue_of(name).value}
+    options: dict[str, str] = {"queue": queue or queue_of(name).value}
     if task_id:
         options["task_id"] = task_id
     return app.signature(str(name), args=args, immutable=True, options=options)
