@@ -11,18 +11,20 @@ from functools import cache
 from celery.signals import worker_process_init
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from saga import (
+    TRANSIENT_FAULTS,
     DeletionPayload,
     DeletionStep,
+    PersistentTask,
     PurgePayload,
     PurgeStep,
     RegistrationPayload,
     RegistrationStep,
     RestoreStep,
-    SagaTask,
+    RetriedForeverTask,
+    StepTask,
     TaskName,
     claim_step,
     compensate_step,
@@ -43,18 +45,11 @@ log = logging.getLogger(__name__)
 settings = get_settings()
 celery_app = create_celery_app("emails", settings.broker_url)
 
-TRANSIENT_DB = (OperationalError, InterfaceError)
 # Mail is retried until delivered: a transient fault never fails the step.
 _DELIVERY_RETRY = {
-    "autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_DB),
-    "max_retries": None,
-    "retry_backoff": 1,
+    "autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_FAULTS),
     "retry_backoff_max": settings.retry_backoff_max_seconds,
 }
-
-
-_STEP_RETRY = {"autoretry_for": TRANSIENT_DB, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
-_RETRY_FOREVER = {"autoretry_for": TRANSIENT_DB, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
 
 
 class AddressConflict(Exception):
@@ -73,12 +68,8 @@ def _fresh_pool_after_fork(**_: object) -> None:
 
 @celery_app.task(
     name=TaskName.RECORD_ADDRESS,
-    base=SagaTask,
+    base=StepTask,
     step=RegistrationStep.RECORD_ADDRESS,
-    autoretry_for=TRANSIENT_DB,
-    max_retries=5,
-    retry_backoff=1,
-    retry_backoff_max=30,
 )
 def record_address(saga_id: str, payload: dict[str, object]) -> None:
     user = _recipient(payload)
@@ -97,7 +88,8 @@ def record_address(saga_id: str, payload: dict[str, object]) -> None:
 
 
 @celery_app.task(
-    name=TaskName.FORGET_ADDRESS, base=SagaTask, autoretry_for=TRANSIENT_DB, max_retries=None, retry_backoff=1, retry_backoff_max=30
+    name=TaskName.FORGET_ADDRESS,
+    base=PersistentTask,
 )
 def forget_address(saga_id: str, payload: dict[str, object] | int) -> None:
     # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
@@ -108,7 +100,7 @@ def forget_address(saga_id: str, payload: dict[str, object] | int) -> None:
         session.execute(delete(Recipient).where(Recipient.user_id == user_id, Recipient.saga_id == saga))
 
 
-@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=SagaTask, step=RegistrationStep.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
+@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=PersistentTask, step=RegistrationStep.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
 def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
     # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
     user_id = user_id_of(payload)
@@ -142,7 +134,7 @@ def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
     deliver(message_id)
 
 
-@celery_app.task(name=TaskName.DELIVER_MESSAGE, **_DELIVERY_RETRY)
+@celery_app.task(name=TaskName.DELIVER_MESSAGE, base=RetriedForeverTask, **_DELIVERY_RETRY)
 def deliver_message(message_id: int) -> None:
     deliver(message_id)
 
@@ -150,7 +142,7 @@ def deliver_message(message_id: int) -> None:
 # --- the account sagas ----------------------------------------------------------------------
 
 
-@celery_app.task(name=TaskName.SEND_GOODBYE_EMAIL, base=SagaTask, step=DeletionStep.SEND_GOODBYE_EMAIL, **_STEP_RETRY)
+@celery_app.task(name=TaskName.SEND_GOODBYE_EMAIL, base=StepTask, step=DeletionStep.SEND_GOODBYE_EMAIL)
 def send_goodbye_email(saga_id: str, payload: dict[str, object]) -> None:
     """The deletion's first step: the goodbye mail, committed to this service's outbox.
 
@@ -183,7 +175,7 @@ def send_goodbye_email(saga_id: str, payload: dict[str, object]) -> None:
     publish_pending(sessions(), celery_app, message_id=message_id)  # if this fails, the relay publishes it
 
 
-@celery_app.task(name=TaskName.ERASE_ADDRESS, base=SagaTask, step=DeletionStep.ERASE_ADDRESS, **_STEP_RETRY)
+@celery_app.task(name=TaskName.ERASE_ADDRESS, base=StepTask, step=DeletionStep.ERASE_ADDRESS)
 def erase_address(saga_id: str, payload: dict[str, object]) -> None:
     """Forget the user's address: no mail can be sent to a deleted account."""
     user = DeletionPayload.model_validate(payload)
@@ -194,7 +186,7 @@ def erase_address(saga_id: str, payload: dict[str, object]) -> None:
         session.execute(delete(Recipient).where(Recipient.user_id == user.user_id))
 
 
-@celery_app.task(name=TaskName.UNDO_ERASE_ADDRESS, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_ERASE_ADDRESS, base=PersistentTask)
 def undo_erase_address(saga_id: str, payload: dict[str, object]) -> None:
     user = DeletionPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -202,7 +194,7 @@ def undo_erase_address(saga_id: str, payload: dict[str, object]) -> None:
             _remember(session, user, uuid.UUID(saga_id))
 
 
-@celery_app.task(name=TaskName.RECALL_ADDRESS, base=SagaTask, step=RestoreStep.RECALL_ADDRESS, **_STEP_RETRY)
+@celery_app.task(name=TaskName.RECALL_ADDRESS, base=StepTask, step=RestoreStep.RECALL_ADDRESS)
 def recall_address(saga_id: str, payload: dict[str, object]) -> None:
     """A restored account's address, learnt again from the users service."""
     user = _recipient(payload)
@@ -213,7 +205,7 @@ def recall_address(saga_id: str, payload: dict[str, object]) -> None:
         _remember(session, user, uuid.UUID(saga_id))
 
 
-@celery_app.task(name=TaskName.UNDO_RECALL_ADDRESS, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_RECALL_ADDRESS, base=PersistentTask)
 def undo_recall_address(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     saga = uuid.UUID(saga_id)
@@ -222,7 +214,7 @@ def undo_recall_address(saga_id: str, payload: dict[str, object]) -> None:
             session.execute(delete(Recipient).where(Recipient.user_id == user.user_id, Recipient.saga_id == saga))
 
 
-@celery_app.task(name=TaskName.PURGE_ADDRESS, base=SagaTask, step=PurgeStep.PURGE_ADDRESS, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.PURGE_ADDRESS, base=PersistentTask, step=PurgeStep.PURGE_ADDRESS)
 def purge_address(saga_id: str, payload: dict[str, object]) -> None:
     """The restore period ended: the address and every message to the user go for good."""
     user = PurgePayload.model_validate(payload)

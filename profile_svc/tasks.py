@@ -11,18 +11,18 @@ from functools import cache
 
 from celery.signals import worker_process_init
 from sqlalchemy import delete
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from saga import (
     DeletionPayload,
     DeletionStep,
+    PersistentTask,
     PurgePayload,
     PurgeStep,
     RegistrationPayload,
     RegistrationStep,
     RestoreStep,
-    SagaTask,
+    StepTask,
     TaskName,
     claim_step,
     compensate_step,
@@ -38,11 +38,6 @@ from .models import Profile, SagaStepLog
 
 log = logging.getLogger(__name__)
 celery_app = create_celery_app("profile", get_settings().broker_url)
-
-TRANSIENT = (OperationalError, InterfaceError)
-# Forward steps retry transient faults a few times, then fail (and compensate); compensations never give up.
-_STEP_RETRY = {"autoretry_for": TRANSIENT, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
-_RETRY_FOREVER = {"autoretry_for": TRANSIENT, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
 
 
 class ProfileConflict(Exception):
@@ -61,12 +56,8 @@ def _fresh_pool_after_fork(**_: object) -> None:
 
 @celery_app.task(
     name=TaskName.CREATE_PROFILE,
-    base=SagaTask,
+    base=StepTask,
     step=RegistrationStep.CREATE_PROFILE,
-    autoretry_for=TRANSIENT,
-    max_retries=5,
-    retry_backoff=1,
-    retry_backoff_max=30,
 )
 def create_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
@@ -81,7 +72,8 @@ def create_profile(saga_id: str, payload: dict[str, object]) -> None:
 
 
 @celery_app.task(
-    name=TaskName.REMOVE_PROFILE, base=SagaTask, autoretry_for=TRANSIENT, max_retries=None, retry_backoff=1, retry_backoff_max=30
+    name=TaskName.REMOVE_PROFILE,
+    base=PersistentTask,
 )
 def remove_profile(saga_id: str, payload: dict[str, object] | int) -> None:
     # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
@@ -103,7 +95,7 @@ def _set_archived(session: Session, user_id: int, archived: bool) -> None:
     profile.archived_at = datetime.now(UTC) if archived else None
 
 
-@celery_app.task(name=TaskName.ARCHIVE_PROFILE, base=SagaTask, step=DeletionStep.ARCHIVE_PROFILE, **_STEP_RETRY)
+@celery_app.task(name=TaskName.ARCHIVE_PROFILE, base=StepTask, step=DeletionStep.ARCHIVE_PROFILE)
 def archive_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = DeletionPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -113,7 +105,7 @@ def archive_profile(saga_id: str, payload: dict[str, object]) -> None:
         _set_archived(session, user.user_id, archived=True)
 
 
-@celery_app.task(name=TaskName.UNDO_ARCHIVE_PROFILE, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_ARCHIVE_PROFILE, base=PersistentTask)
 def undo_archive_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = DeletionPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -121,7 +113,7 @@ def undo_archive_profile(saga_id: str, payload: dict[str, object]) -> None:
             _set_archived(session, user.user_id, archived=False)
 
 
-@celery_app.task(name=TaskName.RESTORE_PROFILE, base=SagaTask, step=RestoreStep.RESTORE_PROFILE, **_STEP_RETRY)
+@celery_app.task(name=TaskName.RESTORE_PROFILE, base=StepTask, step=RestoreStep.RESTORE_PROFILE)
 def restore_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -131,7 +123,7 @@ def restore_profile(saga_id: str, payload: dict[str, object]) -> None:
         _set_archived(session, user.user_id, archived=False)
 
 
-@celery_app.task(name=TaskName.UNDO_RESTORE_PROFILE, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_RESTORE_PROFILE, base=PersistentTask)
 def undo_restore_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -139,7 +131,7 @@ def undo_restore_profile(saga_id: str, payload: dict[str, object]) -> None:
             _set_archived(session, user.user_id, archived=True)
 
 
-@celery_app.task(name=TaskName.PURGE_PROFILE, base=SagaTask, step=PurgeStep.PURGE_PROFILE, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.PURGE_PROFILE, base=PersistentTask, step=PurgeStep.PURGE_PROFILE)
 def purge_profile(saga_id: str, payload: dict[str, object]) -> None:
     """The restore period ended: the profile and its subscription go for good (idempotent)."""
     user = PurgePayload.model_validate(payload)

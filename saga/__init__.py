@@ -6,6 +6,7 @@ from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
 from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
+from ._relay import drain, run_relay
 from ._sagas import DELETION, PURGE, REGISTRATION, RESTORE, SAGAS
 from ._service import (
     RequestIdMiddleware,
@@ -18,7 +19,7 @@ from ._service import (
     database_ready,
 )
 from ._settings import STARTUP_FAILURE, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets, weak_secrets
-from ._task import SagaTask
+from ._task import TRANSIENT_FAULTS, PersistentTask, RetriedForeverTask, SagaTask, StepTask
 from ._tokens import (
     DEV_SIGNING_KEY,
     AccessTokenVerifier,
@@ -49,6 +50,7 @@ __all__ = [
     "RESTORE",
     "SAGAS",
     "STARTUP_FAILURE",
+    "TRANSIENT_FAULTS",
     "AccessTokenVerifier",
     "BearerCredentials",
     "Claims",
@@ -58,6 +60,7 @@ __all__ = [
     "InvalidToken",
     "LedgerState",
     "Payload",
+    "PersistentTask",
     "PurgePayload",
     "PurgeStep",
     "Queue",
@@ -65,6 +68,7 @@ __all__ = [
     "RegistrationStep",
     "RequestIdMiddleware",
     "RestoreStep",
+    "RetriedForeverTask",
     "SagaAborted",
     "SagaDeclaration",
     "SagaKind",
@@ -74,6 +78,7 @@ __all__ = [
     "SecretKind",
     "SingleLine",
     "StepLedgerMixin",
+    "StepTask",
     "Storable",
     "TaskName",
     "TokenSubject",
@@ -87,6 +92,7 @@ __all__ = [
     "create_celery_app",
     "database_ready",
     "decode_token",
+    "drain",
     "encode_token",
     "ensure_owner",
     "failpoint",
@@ -97,6 +103,7 @@ __all__ = [
     "refuse_weak_secrets",
     "revoked_family_key",
     "revoked_key",
+    "run_relay",
     "session_ended",
     "step_task_id",
     "subject_if_required",

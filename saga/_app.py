@@ -1,7 +1,7 @@
 """The Celery app factory shared by every service's API and worker."""
 
 from celery import Celery
-from kombu import Queue as KombuQueue
+from kombu import Queue as KombuQueue  # type: ignore[attr-defined]  # kombu re-exports it lazily
 
 from ._names import Queue, queue_of
 
@@ -29,7 +29,7 @@ def create_celery_app(name: str, broker_url: str) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[KombuQueue(q.value) for q in Queue],
+        task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]  # kombu has no annotations
         task_routes=(_route,),
         task_default_queue=Queue.USERS.value,
         task_ignore_result=True,

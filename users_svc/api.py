@@ -13,17 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from saga import SagaKind, ensure_owner, subject_if_required
 
 from . import engine, outbox
+from .deps import ReadSessionDep
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
-from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
+from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 # GET /v1/users/{id}: main.py adds the bearer scheme to it when USERS_REQUIRE_ACCESS_TOKEN is on.
 user_router = APIRouter(prefix="/v1")
-NOT_FOUND = {404: {"model": ErrorOut}}
-TOO_MANY = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
-BUSY = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
-OWNER_ONLY = {
+NOT_FOUND: Responses = {404: {"model": ErrorOut}}
+TOO_MANY: Responses = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
+BUSY: Responses = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
+OWNER_ONLY: Responses = {
     401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
     403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
 }
@@ -117,25 +118,24 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
 
 @router.get("/register/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/register/{saga_id}/", include_in_schema=False)
-def get_registration(saga_id: uuid.UUID, request: Request) -> SagaOut:
+def get_registration(saga_id: uuid.UUID, session: ReadSessionDep) -> SagaOut:
     """The registration saga: its state, error and each step's state."""
-    return _read_saga(request, RegistrationSaga, saga_id, "registration not found")
+    return _read_saga(session, RegistrationSaga, saga_id, "registration not found")
 
 
 @router.get("/sagas/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/sagas/{saga_id}/", include_in_schema=False)
-def get_saga(saga_id: uuid.UUID, request: Request) -> SagaOut:
+def get_saga(saga_id: uuid.UUID, session: ReadSessionDep) -> SagaOut:
     """Any saga (registration, deletion, restore, purge): its state, error and each step's state."""
-    return _read_saga(request, Saga, saga_id, "saga not found")
+    return _read_saga(session, Saga, saga_id, "saga not found")
 
 
-def _read_saga(request: Request, kind: type[Saga], saga_id: uuid.UUID, missing: str) -> SagaOut:
-    with request.app.state.reads() as session:
-        saga = session.get(kind, saga_id)
-        if saga is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
-        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
-        return SagaOut.model_validate(_saga_out(saga, list(steps)))
+def _read_saga(session: Session, kind: type[Saga], saga_id: uuid.UUID, missing: str) -> SagaOut:
+    saga = session.get(kind, saga_id)
+    if saga is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
+    steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+    return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
 
 def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
@@ -162,14 +162,13 @@ async def owner_subject(request: Request) -> int | None:
 
 @user_router.get("/users/{user_id:int}", response_model=UserOut, responses={**NOT_FOUND, **OWNER_ONLY})
 @user_router.get("/users/{user_id:int}/", include_in_schema=False)
-def get_user(user_id: UserId, request: Request, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
+def get_user(user_id: UserId, session: ReadSessionDep, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
     ensure_owner(subject, user_id)
-    with request.app.state.reads() as session:
-        row = session.execute(
-            select(UserAccount, RegistrationSaga)
-            .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
-            .where(UserAccount.id == user_id)
-        ).first()
+    row = session.execute(
+        select(UserAccount, RegistrationSaga)
+        .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
+        .where(UserAccount.id == user_id)
+    ).first()
     if row is None or row[0].deleted_at is not None:  # a deleted account is not shown, restorable or not
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     user, saga = row
