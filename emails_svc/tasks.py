@@ -6,12 +6,10 @@ Run: celery -A emails_svc.tasks worker -Q emails
 import logging
 import uuid
 from datetime import UTC, datetime
-from functools import cache
 
-from celery.signals import worker_process_init
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from saga import (
     TRANSIENT_FAULTS,
@@ -30,6 +28,7 @@ from saga import (
     compensate_step,
     create_celery_app,
     failpoint,
+    per_worker_process,
     tombstone_step,
     user_id_of,
 )
@@ -56,14 +55,7 @@ class AddressConflict(Exception):
     """An address for this user exists from another saga: a permanent failure."""
 
 
-@cache
-def sessions() -> sessionmaker[Session]:
-    return make_sessionmaker(settings.database_url)
-
-
-@worker_process_init.connect
-def _fresh_pool_after_fork(**_: object) -> None:
-    sessions.cache_clear()
+sessions = per_worker_process(lambda: make_sessionmaker(settings.database_url))
 
 
 @celery_app.task(

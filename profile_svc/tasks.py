@@ -7,11 +7,9 @@ Run: celery -A profile_svc.tasks worker -Q profile
 import logging
 import uuid
 from datetime import UTC, datetime
-from functools import cache
 
-from celery.signals import worker_process_init
 from sqlalchemy import delete
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from saga import (
     DeletionPayload,
@@ -28,6 +26,7 @@ from saga import (
     compensate_step,
     create_celery_app,
     failpoint,
+    per_worker_process,
     tombstone_step,
     user_id_of,
 )
@@ -44,14 +43,7 @@ class ProfileConflict(Exception):
     """A profile for this user exists from another saga: a permanent failure."""
 
 
-@cache
-def sessions() -> sessionmaker[Session]:
-    return make_sessionmaker(get_settings().database_url)
-
-
-@worker_process_init.connect
-def _fresh_pool_after_fork(**_: object) -> None:
-    sessions.cache_clear()
+sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))
 
 
 @celery_app.task(

@@ -1,6 +1,6 @@
 """What crosses service boundaries: the Celery app, queue and task names, payloads, the sagas, tokens."""
 
-from ._app import create_celery_app
+from ._app import create_celery_app, per_worker_process
 from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
@@ -99,6 +99,7 @@ __all__ = [
     "load_settings",
     "new_claims",
     "password_in_url",
+    "per_worker_process",
     "queue_of",
     "refuse_weak_secrets",
     "revoked_family_key",

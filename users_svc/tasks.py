@@ -4,12 +4,19 @@ Run: celery -A users_svc.tasks worker -Q users
 """
 
 import uuid
-from functools import cache
 
-from celery.signals import worker_process_init
-from sqlalchemy.orm import Session, sessionmaker
-
-from saga import DeletionStep, PersistentTask, PurgeStep, RegistrationStep, RestoreStep, SagaKind, StepTask, TaskName, create_celery_app
+from saga import (
+    DeletionStep,
+    PersistentTask,
+    PurgeStep,
+    RegistrationStep,
+    RestoreStep,
+    SagaKind,
+    StepTask,
+    TaskName,
+    create_celery_app,
+    per_worker_process,
+)
 
 from . import engine
 from .config import get_settings
@@ -18,14 +25,7 @@ from .db import make_sessionmaker
 celery_app = create_celery_app("users", get_settings().broker_url)
 
 
-@cache
-def sessions() -> sessionmaker[Session]:
-    return make_sessionmaker(get_settings().database_url)
-
-
-@worker_process_init.connect
-def _fresh_pool_after_fork(**_: object) -> None:
-    sessions.cache_clear()
+sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))
 
 
 # The pivots: the users service's own steps, one per saga; the engine does the same for each.

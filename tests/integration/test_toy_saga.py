@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from saga import SAGAS, RegistrationPayload, SagaDeclaration, SagaStepDeclaration, SagaTask, TaskName
 from tests.stack import wait_until
 from users_svc import engine, outbox
+from users_svc import tasks as users_worker
 from users_svc.config import get_settings
 from users_svc.db import make_sessionmaker
 from users_svc.effects import EFFECTS, Effects
@@ -59,7 +60,7 @@ def release_seat(saga_id: str, payload: dict[str, object]) -> None:
 
 @celery_app.task(name="users.confirm_booking", base=SagaTask, step="confirm_booking")
 def confirm_booking(saga_id: str) -> None:
-    with make_sessionmaker(get_settings().database_url).begin() as session:
+    with users_worker.sessions().begin() as session:
         engine.pass_pivot(session, uuid.UUID(saga_id), "booking")  # a failpoint here fails it for fail-confirm_booking-* users
 
 
