@@ -13,9 +13,10 @@ run: setup ## the whole system: APIs on 8007-8009, gateway 8080, Flower 5555, ma
 test: setup lint ## unit, integration and end-to-end tests against real PostgreSQL, Redis, Celery, SMTP and nginx
 	$(BIN)/pytest
 
-lint: ## ruff (lint and format) and actionlint (the CI workflow)
+lint: ## ruff (lint and format), mypy (strict, pyproject.toml) and actionlint (the CI workflow)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	@if [ -x $(BIN)/actionlint ]; then echo "$(BIN)/actionlint"; $(BIN)/actionlint; \
 	else echo "lint: actionlint is not installed (requirements/lint.txt): .github/workflows NOT checked"; fi
 

@@ -1,15 +1,13 @@
-"""Publishing queued messages: the API's fast path, and the relay for what it could not publish."""
+"""Publishing queued messages: the fast path right after the commit, and the relay (``relay.py``) for what it could not publish."""
 
 import logging
-import signal
-import time
 from datetime import UTC, datetime
 
 from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import TaskName, configure_logging
+from saga import TaskName
 
 from .models import Message
 
@@ -31,36 +29,3 @@ def publish_pending(make_session: sessionmaker[Session], app: Celery, message_id
             message.published_at = datetime.now(UTC)
             published += 1
     return published
-
-
-def main() -> None:
-    """The relay: python -m emails_svc.outbox"""
-    from .config import get_settings
-    from .db import make_sessionmaker
-    from .tasks import celery_app
-
-    configure_logging()
-    settings = get_settings()
-    make_session = make_sessionmaker(settings.database_url)
-    running = True
-
-    def stop(*_: object) -> None:
-        nonlocal running
-        running = False
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("emails relay started")
-    while running:
-        try:
-            while publish_pending(make_session, celery_app) == 100:
-                pass
-        except Exception:
-            log.exception("relay pass failed")
-        if settings.relay_heartbeat_file:
-            settings.relay_heartbeat_file.touch()
-        time.sleep(settings.relay_interval_seconds)
-
-
-if __name__ == "__main__":
-    main()

@@ -6,29 +6,31 @@ Run: celery -A emails_svc.tasks worker -Q emails
 import logging
 import uuid
 from datetime import UTC, datetime
-from functools import cache
 
-from celery.signals import worker_process_init
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from saga import (
+    TRANSIENT_FAULTS,
     DeletionPayload,
     DeletionStep,
+    PersistentTask,
     PurgePayload,
     PurgeStep,
     RegistrationPayload,
+    RegistrationStep,
     RestoreStep,
-    SagaTask,
-    Step,
+    RetriedForeverTask,
+    StepTask,
     TaskName,
     claim_step,
     compensate_step,
     create_celery_app,
     failpoint,
+    per_worker_process,
     tombstone_step,
+    user_id_of,
 )
 
 from . import mailer
@@ -42,49 +44,31 @@ log = logging.getLogger(__name__)
 settings = get_settings()
 celery_app = create_celery_app("emails", settings.broker_url)
 
-TRANSIENT_DB = (OperationalError, InterfaceError)
 # Mail is retried until delivered: a transient fault never fails the step.
 _DELIVERY_RETRY = {
-    "autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_DB),
-    "max_retries": None,
-    "retry_backoff": 1,
+    "autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_FAULTS),
     "retry_backoff_max": settings.retry_backoff_max_seconds,
 }
-
-
-_STEP_RETRY = {"autoretry_for": TRANSIENT_DB, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
-_RETRY_FOREVER = {"autoretry_for": TRANSIENT_DB, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
 
 
 class AddressConflict(Exception):
     """An address for this user exists from another saga: a permanent failure."""
 
 
-@cache
-def sessions() -> sessionmaker[Session]:
-    return make_sessionmaker(settings.database_url)
-
-
-@worker_process_init.connect
-def _fresh_pool_after_fork(**_: object) -> None:
-    sessions.cache_clear()
+sessions = per_worker_process(lambda: make_sessionmaker(settings.database_url))
 
 
 @celery_app.task(
     name=TaskName.RECORD_ADDRESS,
-    base=SagaTask,
-    step=Step.RECORD_ADDRESS,
-    autoretry_for=TRANSIENT_DB,
-    max_retries=5,
-    retry_backoff=1,
-    retry_backoff_max=30,
+    base=StepTask,
+    step=RegistrationStep.RECORD_ADDRESS,
 )
 def record_address(saga_id: str, payload: dict[str, object]) -> None:
     user = _recipient(payload)
     with sessions().begin() as session:
-        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), Step.RECORD_ADDRESS):
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RegistrationStep.RECORD_ADDRESS):
             return  # delivered twice: already done
-        failpoint(Step.RECORD_ADDRESS, user.email)
+        failpoint(RegistrationStep.RECORD_ADDRESS, user.email)
         existing = session.get(Recipient, user.user_id)
         if existing is not None:
             raise AddressConflict(f"user {user.user_id} already has an address from saga {existing.saga_id}")
@@ -96,17 +80,22 @@ def record_address(saga_id: str, payload: dict[str, object]) -> None:
 
 
 @celery_app.task(
-    name=TaskName.FORGET_ADDRESS, base=SagaTask, autoretry_for=TRANSIENT_DB, max_retries=None, retry_backoff=1, retry_backoff_max=30
+    name=TaskName.FORGET_ADDRESS,
+    base=PersistentTask,
 )
-def forget_address(saga_id: str, user_id: int) -> None:
+def forget_address(saga_id: str, payload: dict[str, object] | int) -> None:
+    # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
+    user_id = user_id_of(payload)
     saga = uuid.UUID(saga_id)
     with sessions().begin() as session:
-        tombstone_step(session, SagaStepLog, saga, Step.RECORD_ADDRESS)
+        tombstone_step(session, SagaStepLog, saga, RegistrationStep.RECORD_ADDRESS)
         session.execute(delete(Recipient).where(Recipient.user_id == user_id, Recipient.saga_id == saga))
 
 
-@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=SagaTask, step=Step.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
-def send_welcome_email(saga_id: str, user_id: int) -> None:
+@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=PersistentTask, step=RegistrationStep.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
+def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
+    # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
+    user_id = user_id_of(payload)
     saga = uuid.UUID(saga_id)
     with sessions().begin() as session:
         recipient = session.get(Recipient, user_id)
@@ -137,7 +126,7 @@ def send_welcome_email(saga_id: str, user_id: int) -> None:
     deliver(message_id)
 
 
-@celery_app.task(name=TaskName.DELIVER_MESSAGE, **_DELIVERY_RETRY)
+@celery_app.task(name=TaskName.DELIVER_MESSAGE, base=RetriedForeverTask, **_DELIVERY_RETRY)
 def deliver_message(message_id: int) -> None:
     deliver(message_id)
 
@@ -145,7 +134,7 @@ def deliver_message(message_id: int) -> None:
 # --- the account sagas ----------------------------------------------------------------------
 
 
-@celery_app.task(name=TaskName.SEND_GOODBYE_EMAIL, base=SagaTask, step=DeletionStep.SEND_GOODBYE_EMAIL, **_STEP_RETRY)
+@celery_app.task(name=TaskName.SEND_GOODBYE_EMAIL, base=StepTask, step=DeletionStep.SEND_GOODBYE_EMAIL)
 def send_goodbye_email(saga_id: str, payload: dict[str, object]) -> None:
     """The deletion's first step: the goodbye mail, committed to this service's outbox.
 
@@ -178,7 +167,7 @@ def send_goodbye_email(saga_id: str, payload: dict[str, object]) -> None:
     publish_pending(sessions(), celery_app, message_id=message_id)  # if this fails, the relay publishes it
 
 
-@celery_app.task(name=TaskName.ERASE_ADDRESS, base=SagaTask, step=DeletionStep.ERASE_ADDRESS, **_STEP_RETRY)
+@celery_app.task(name=TaskName.ERASE_ADDRESS, base=StepTask, step=DeletionStep.ERASE_ADDRESS)
 def erase_address(saga_id: str, payload: dict[str, object]) -> None:
     """Forget the user's address: no mail can be sent to a deleted account."""
     user = DeletionPayload.model_validate(payload)
@@ -189,7 +178,7 @@ def erase_address(saga_id: str, payload: dict[str, object]) -> None:
         session.execute(delete(Recipient).where(Recipient.user_id == user.user_id))
 
 
-@celery_app.task(name=TaskName.UNDO_ERASE_ADDRESS, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_ERASE_ADDRESS, base=PersistentTask)
 def undo_erase_address(saga_id: str, payload: dict[str, object]) -> None:
     user = DeletionPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -197,7 +186,7 @@ def undo_erase_address(saga_id: str, payload: dict[str, object]) -> None:
             _remember(session, user, uuid.UUID(saga_id))
 
 
-@celery_app.task(name=TaskName.RECALL_ADDRESS, base=SagaTask, step=RestoreStep.RECALL_ADDRESS, **_STEP_RETRY)
+@celery_app.task(name=TaskName.RECALL_ADDRESS, base=StepTask, step=RestoreStep.RECALL_ADDRESS)
 def recall_address(saga_id: str, payload: dict[str, object]) -> None:
     """A restored account's address, learnt again from the users service."""
     user = _recipient(payload)
@@ -208,7 +197,7 @@ def recall_address(saga_id: str, payload: dict[str, object]) -> None:
         _remember(session, user, uuid.UUID(saga_id))
 
 
-@celery_app.task(name=TaskName.UNDO_RECALL_ADDRESS, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_RECALL_ADDRESS, base=PersistentTask)
 def undo_recall_address(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     saga = uuid.UUID(saga_id)
@@ -217,7 +206,7 @@ def undo_recall_address(saga_id: str, payload: dict[str, object]) -> None:
             session.execute(delete(Recipient).where(Recipient.user_id == user.user_id, Recipient.saga_id == saga))
 
 
-@celery_app.task(name=TaskName.PURGE_ADDRESS, base=SagaTask, step=PurgeStep.PURGE_ADDRESS, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.PURGE_ADDRESS, base=PersistentTask, step=PurgeStep.PURGE_ADDRESS)
 def purge_address(saga_id: str, payload: dict[str, object]) -> None:
     """The restore period ended: the address and every message to the user go for good."""
     user = PurgePayload.model_validate(payload)

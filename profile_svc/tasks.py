@@ -7,28 +7,28 @@ Run: celery -A profile_svc.tasks worker -Q profile
 import logging
 import uuid
 from datetime import UTC, datetime
-from functools import cache
 
-from celery.signals import worker_process_init
 from sqlalchemy import delete
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from saga import (
     DeletionPayload,
     DeletionStep,
+    PersistentTask,
     PurgePayload,
     PurgeStep,
     RegistrationPayload,
+    RegistrationStep,
     RestoreStep,
-    SagaTask,
-    Step,
+    StepTask,
     TaskName,
     claim_step,
     compensate_step,
     create_celery_app,
     failpoint,
+    per_worker_process,
     tombstone_step,
+    user_id_of,
 )
 
 from .config import get_settings
@@ -38,41 +38,25 @@ from .models import Profile, SagaStepLog
 log = logging.getLogger(__name__)
 celery_app = create_celery_app("profile", get_settings().broker_url)
 
-TRANSIENT = (OperationalError, InterfaceError)
-# Forward steps retry transient faults a few times, then fail (and compensate); compensations never give up.
-_STEP_RETRY = {"autoretry_for": TRANSIENT, "max_retries": 5, "retry_backoff": 1, "retry_backoff_max": 30}
-_RETRY_FOREVER = {"autoretry_for": TRANSIENT, "max_retries": None, "retry_backoff": 1, "retry_backoff_max": 30}
-
 
 class ProfileConflict(Exception):
     """A profile for this user exists from another saga: a permanent failure."""
 
 
-@cache
-def sessions() -> sessionmaker[Session]:
-    return make_sessionmaker(get_settings().database_url)
-
-
-@worker_process_init.connect
-def _fresh_pool_after_fork(**_: object) -> None:
-    sessions.cache_clear()
+sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))
 
 
 @celery_app.task(
     name=TaskName.CREATE_PROFILE,
-    base=SagaTask,
-    step=Step.CREATE_PROFILE,
-    autoretry_for=TRANSIENT,
-    max_retries=5,
-    retry_backoff=1,
-    retry_backoff_max=30,
+    base=StepTask,
+    step=RegistrationStep.CREATE_PROFILE,
 )
 def create_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     with sessions().begin() as session:
-        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), Step.CREATE_PROFILE):
+        if not claim_step(session, SagaStepLog, uuid.UUID(saga_id), RegistrationStep.CREATE_PROFILE):
             return  # delivered twice: already done
-        failpoint(Step.CREATE_PROFILE, user.email)
+        failpoint(RegistrationStep.CREATE_PROFILE, user.email)
         existing = session.get(Profile, user.user_id)
         if existing is not None:
             raise ProfileConflict(f"user {user.user_id} already has a profile from saga {existing.saga_id}")
@@ -80,12 +64,15 @@ def create_profile(saga_id: str, payload: dict[str, object]) -> None:
 
 
 @celery_app.task(
-    name=TaskName.REMOVE_PROFILE, base=SagaTask, autoretry_for=TRANSIENT, max_retries=None, retry_backoff=1, retry_backoff_max=30
+    name=TaskName.REMOVE_PROFILE,
+    base=PersistentTask,
 )
-def remove_profile(saga_id: str, user_id: int) -> None:
+def remove_profile(saga_id: str, payload: dict[str, object] | int) -> None:
+    # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
+    user_id = user_id_of(payload)
     saga = uuid.UUID(saga_id)
     with sessions().begin() as session:
-        tombstone_step(session, SagaStepLog, saga, Step.CREATE_PROFILE)
+        tombstone_step(session, SagaStepLog, saga, RegistrationStep.CREATE_PROFILE)
         session.execute(delete(Profile).where(Profile.user_id == user_id, Profile.saga_id == saga))
 
 
@@ -100,7 +87,7 @@ def _set_archived(session: Session, user_id: int, archived: bool) -> None:
     profile.archived_at = datetime.now(UTC) if archived else None
 
 
-@celery_app.task(name=TaskName.ARCHIVE_PROFILE, base=SagaTask, step=DeletionStep.ARCHIVE_PROFILE, **_STEP_RETRY)
+@celery_app.task(name=TaskName.ARCHIVE_PROFILE, base=StepTask, step=DeletionStep.ARCHIVE_PROFILE)
 def archive_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = DeletionPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -110,7 +97,7 @@ def archive_profile(saga_id: str, payload: dict[str, object]) -> None:
         _set_archived(session, user.user_id, archived=True)
 
 
-@celery_app.task(name=TaskName.UNDO_ARCHIVE_PROFILE, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_ARCHIVE_PROFILE, base=PersistentTask)
 def undo_archive_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = DeletionPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -118,7 +105,7 @@ def undo_archive_profile(saga_id: str, payload: dict[str, object]) -> None:
             _set_archived(session, user.user_id, archived=False)
 
 
-@celery_app.task(name=TaskName.RESTORE_PROFILE, base=SagaTask, step=RestoreStep.RESTORE_PROFILE, **_STEP_RETRY)
+@celery_app.task(name=TaskName.RESTORE_PROFILE, base=StepTask, step=RestoreStep.RESTORE_PROFILE)
 def restore_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -128,7 +115,7 @@ def restore_profile(saga_id: str, payload: dict[str, object]) -> None:
         _set_archived(session, user.user_id, archived=False)
 
 
-@celery_app.task(name=TaskName.UNDO_RESTORE_PROFILE, base=SagaTask, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.UNDO_RESTORE_PROFILE, base=PersistentTask)
 def undo_restore_profile(saga_id: str, payload: dict[str, object]) -> None:
     user = RegistrationPayload.model_validate(payload)
     with sessions().begin() as session:
@@ -136,7 +123,7 @@ def undo_restore_profile(saga_id: str, payload: dict[str, object]) -> None:
             _set_archived(session, user.user_id, archived=True)
 
 
-@celery_app.task(name=TaskName.PURGE_PROFILE, base=SagaTask, step=PurgeStep.PURGE_PROFILE, **_RETRY_FOREVER)
+@celery_app.task(name=TaskName.PURGE_PROFILE, base=PersistentTask, step=PurgeStep.PURGE_PROFILE)
 def purge_profile(saga_id: str, payload: dict[str, object]) -> None:
     """The restore period ended: the profile and its subscription go for good (idempotent)."""
     user = PurgePayload.model_validate(payload)

@@ -1,12 +1,13 @@
 """What crosses service boundaries: the Celery app, queue and task names, payloads, the sagas, tokens."""
 
-from ._accounts import ACCOUNT_SAGAS, DELETION, PURGE, RESTORE, SagaDefinition
-from ._app import create_celery_app
+from ._app import create_celery_app, per_worker_process
+from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
-from ._names import DeletionStep, PurgeStep, Queue, RestoreStep, SagaKind, Step, TaskName, queue_of
-from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload
-from ._registration import PIVOT, compensation_chain, registration_saga, step_task_id, welcome_chain
+from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
+from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
+from ._relay import drain, run_relay
+from ._sagas import DELETION, PURGE, REGISTRATION, RESTORE, SAGAS
 from ._service import (
     RequestIdMiddleware,
     SingleLine,
@@ -18,7 +19,7 @@ from ._service import (
     database_ready,
 )
 from ._settings import STARTUP_FAILURE, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets, weak_secrets
-from ._task import SagaTask
+from ._task import TRANSIENT_FAULTS, PersistentTask, RetriedForeverTask, SagaTask, StepTask
 from ._tokens import (
     DEV_SIGNING_KEY,
     AccessTokenVerifier,
@@ -42,13 +43,14 @@ from ._tokens import (
 )
 
 __all__ = [
-    "ACCOUNT_SAGAS",
     "DELETION",
     "DEV_SIGNING_KEY",
-    "PIVOT",
     "PURGE",
+    "REGISTRATION",
     "RESTORE",
+    "SAGAS",
     "STARTUP_FAILURE",
+    "TRANSIENT_FAULTS",
     "AccessTokenVerifier",
     "BearerCredentials",
     "Claims",
@@ -57,21 +59,26 @@ __all__ = [
     "InjectedFault",
     "InvalidToken",
     "LedgerState",
+    "Payload",
+    "PersistentTask",
     "PurgePayload",
     "PurgeStep",
     "Queue",
     "RegistrationPayload",
+    "RegistrationStep",
     "RequestIdMiddleware",
     "RestoreStep",
+    "RetriedForeverTask",
     "SagaAborted",
-    "SagaDefinition",
+    "SagaDeclaration",
     "SagaKind",
+    "SagaStepDeclaration",
     "SagaTask",
     "Secret",
     "SecretKind",
     "SingleLine",
-    "Step",
     "StepLedgerMixin",
+    "StepTask",
     "Storable",
     "TaskName",
     "TokenSubject",
@@ -81,30 +88,31 @@ __all__ = [
     "broker_ready",
     "claim_step",
     "compensate_step",
-    "compensation_chain",
     "configure_logging",
     "create_celery_app",
     "database_ready",
     "decode_token",
+    "drain",
     "encode_token",
     "ensure_owner",
     "failpoint",
     "load_settings",
     "new_claims",
     "password_in_url",
+    "per_worker_process",
     "queue_of",
     "refuse_weak_secrets",
-    "registration_saga",
     "revoked_family_key",
     "revoked_key",
+    "run_relay",
     "session_ended",
     "step_task_id",
     "subject_if_required",
     "token_security",
     "tombstone_step",
     "unauthorized",
+    "user_id_of",
     "valid_after_key",
     "verified_claims",
     "weak_secrets",
-    "welcome_chain",
 ]

@@ -1,7 +1,12 @@
 """The Celery app factory shared by every service's API and worker."""
 
+from collections.abc import Callable
+from functools import cache
+from typing import TypeVar
+
 from celery import Celery
-from kombu import Queue as KombuQueue
+from celery.signals import worker_process_init
+from kombu import Queue as KombuQueue  # type: ignore[attr-defined]  # kombu re-exports it lazily
 
 from ._names import Queue, queue_of
 
@@ -29,7 +34,7 @@ def create_celery_app(name: str, broker_url: str) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[KombuQueue(q.value) for q in Queue],
+        task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]  # kombu has no annotations
         task_routes=(_route,),
         task_default_queue=Queue.USERS.value,
         task_ignore_result=True,
@@ -46,3 +51,18 @@ def create_celery_app(name: str, broker_url: str) -> Celery:
         task_publish_retry_policy={"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2},
     )
     return app
+
+
+T = TypeVar("T")
+
+
+def per_worker_process(factory: Callable[[], T]) -> Callable[[], T]:
+    """``factory()``, made once per process and again in each forked pool child (a database
+    connection pool must not cross a fork)."""
+    made = cache(factory)
+
+    def forget(**_: object) -> None:
+        made.cache_clear()
+
+    worker_process_init.connect(forget, weak=False)
+    return made

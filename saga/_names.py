@@ -9,7 +9,7 @@ class Queue(StrEnum):
     EMAILS = "emails"
 
 
-class Step(StrEnum):
+class RegistrationStep(StrEnum):
     """Steps of the registration saga, in order. The pivot is COMPLETE_REGISTRATION."""
 
     CREATE_PROFILE = "create_profile"
@@ -56,12 +56,13 @@ class TaskName(StrEnum):
     # users: the orchestrator's own steps and the saga log
     COMPLETE_REGISTRATION = "users.complete_registration"
     BEGIN_COMPENSATION = "users.begin_compensation"
-    FAIL_REGISTRATION = "users.fail_registration"
     RECORD_STEP_EVENT = "users.record_step_event"
     COMPLETE_DELETION = "users.complete_deletion"
     COMPLETE_RESTORE = "users.complete_restore"
     PURGE_ACCOUNT = "users.purge_account"
-    FAIL_SAGA = "users.fail_saga"  # last link of the account sagas' compensation chains
+    FAIL_SAGA = "users.fail_saga"  # last link of every compensation chain
+    # Deprecated names, still handled for messages queued by an older release (docs/architecture.md)
+    FAIL_REGISTRATION = "users.fail_registration"  # an alias of FAIL_SAGA
     # profile
     CREATE_PROFILE = "profile.create_profile"
     REMOVE_PROFILE = "profile.remove_profile"

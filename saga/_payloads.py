@@ -28,3 +28,11 @@ class PurgePayload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     user_id: int
+
+
+def user_id_of(payload: dict[str, object] | int) -> int:
+    """The user a step or compensation is about, from its payload or, as queued by a release
+    before the sagas were declared alike, from a bare user id (docs/architecture.md, "Deploys")."""
+    if isinstance(payload, int):
+        return payload
+    return PurgePayload.model_validate({"user_id": payload["user_id"]}).user_id

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,7 +54,7 @@ SingleLine = AfterValidator(_single_line)
 """For text that ends up in a mail header (a subject, a name): one line, no control characters."""
 
 
-def database_ready(make_session: sessionmaker) -> bool:
+def database_ready(make_session: sessionmaker[Session]) -> bool:
     try:
         with make_session() as session:
             session.execute(text("SELECT 1"))

@@ -1,9 +1,10 @@
-"""The base class of every saga step: reports retries and failures to the saga log."""
+"""The base classes of every saga task: the retry protocol, and retries and failures reported to the saga log."""
 
 import logging
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ._names import Queue, TaskName
 
@@ -51,3 +52,34 @@ class SagaTask(Task):
 def _saga_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     value = kwargs.get("saga_id", args[0] if args else None)
     return str(value) if value is not None else None
+
+
+# Faults that pass: the database restarting, a connection dropped. Anything else is permanent.
+TRANSIENT_FAULTS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+class StepTask(SagaTask):
+    """A saga step up to its pivot: retries a transient fault a few times, then fails (and is compensated)."""
+
+    abstract = True
+    autoretry_for = TRANSIENT_FAULTS
+    max_retries = 5
+    retry_backoff = 1
+    retry_backoff_max = 30
+
+
+class RetriedForeverTask(Task):
+    """A task that must not give up: it retries a transient fault (``autoretry_for``, which a task
+    may widen) forever, backing off."""
+
+    abstract = True
+    autoretry_for = TRANSIENT_FAULTS
+    max_retries = None
+    retry_backoff = 1
+    retry_backoff_max = 30
+
+
+class PersistentTask(SagaTask, RetriedForeverTask):
+    """A saga task that must not give up: compensations, the saga log, steps that only retry."""
+
+    abstract = True

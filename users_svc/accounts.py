@@ -1,30 +1,27 @@
 """Accounts: login with access and refresh tokens, the current user, deletion and restore."""
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from saga import BearerCredentials, Claims, InvalidToken, SagaKind, TokenType, decode_token, unauthorized, verified_claims
+from saga import InvalidToken, SagaKind, TokenType, decode_token, unauthorized
 
-from . import saga_log
+from . import engine, outbox
 from .api import BUSY, client_address, saga_ref, throttle
 from .auth import LoginLimiter, RefreshReused, TokenPair, TokenStore
+from .deps import INVALID_TOKEN, AccessClaims, CurrentUser, ReadSessionDep, SessionDep, can_log_in
 from .models import AccountStatus, RegistrationSaga, RegistrationStatus, Saga, SagaStatus, UserAccount
-from .schemas import ErrorOut, LoginRequest, LogoutRequest, MeUpdate, RefreshRequest, SagaRef, TokenOut, UserOut
+from .schemas import ErrorOut, LoginRequest, LogoutRequest, MeUpdate, RefreshRequest, Responses, SagaRef, TokenOut, UserOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
 INVALID_LOGIN = "invalid email or password"
-INVALID_TOKEN = "invalid or expired token"  # noqa: S105  # a message, not a secret
 # Why a user who knows the password still may not log in.
 _NOT_ACTIVE = {
     AccountStatus.DELETING: "account deletion in progress",
@@ -32,53 +29,11 @@ _NOT_ACTIVE = {
     AccountStatus.RESTORING: "account restore in progress",
     AccountStatus.PURGING: "account deleted",
 }
-_errors = {401: {"model": ErrorOut}}
-_THROTTLED = {429: {"model": ErrorOut, "description": "too many requests or failed logins; see Retry-After"}, **BUSY}
-
-
-# --- dependencies -------------------------------------------------------------------------
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's transaction: committed when the endpoint returns, rolled back on error."""
-    with request.app.state.sessions.begin() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-
-
-def access_claims(request: Request, credentials: BearerCredentials) -> Claims:
-    """A valid, unrevoked access token (401 otherwise)."""
-    return verified_claims(request.app.state.token_verifier, credentials)
-
-
-AccessClaims = Annotated[Claims, Depends(access_claims)]
-
-
-@dataclass(frozen=True)
-class Principal:
-    user: UserAccount  # loaded in a short session of its own, detached
-    claims: Claims
-
-
-def current_user(request: Request, claims: AccessClaims) -> Principal:
-    """The active account the access token speaks for (401 if it cannot log in any more)."""
-    with request.app.state.reads() as session:
-        user = session.get(UserAccount, claims.sub)
-    if user is None or not _can_log_in(user):
-        raise unauthorized(INVALID_TOKEN)
-    return Principal(user, claims)
-
-
-CurrentUser = Annotated[Principal, Depends(current_user)]
+_errors: Responses = {401: {"model": ErrorOut}}
+_THROTTLED: Responses = {429: {"model": ErrorOut, "description": "too many requests or failed logins; see Retry-After"}, **BUSY}
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _can_log_in(user: UserAccount) -> bool:
-    return user.registration_status == RegistrationStatus.COMPLETED and user.account_status == AccountStatus.ACTIVE
 
 
 def _count_attempt(request: Request, email: str) -> None:
@@ -125,7 +80,8 @@ def _verify(request: Request, password_hash: str, password: str) -> bool:
 
 def _hash(request: Request, password: str) -> str:
     with request.app.state.hash_slots.slot():
-        return request.app.state.hasher.hash(password)
+        hashed: str = request.app.state.hasher.hash(password)
+    return hashed
 
 
 def _token_out(pair: TokenPair) -> TokenOut:
@@ -196,7 +152,7 @@ def refresh(body: RefreshRequest, request: Request, session: SessionDep) -> Toke
         raise unauthorized("invalid or expired refresh token") from None
     assert claims.fam is not None
     user = session.get(UserAccount, claims.sub)
-    if user is None or not _can_log_in(user):
+    if user is None or not can_log_in(user):
         tokens.revoke_family(claims.fam)
         raise unauthorized("invalid or expired refresh token")
     try:
@@ -238,9 +194,8 @@ def logout_all(request: Request, claims: AccessClaims) -> Response:
 
 @router.get("/users/me", response_model=UserOut, responses=_errors)
 @router.get("/users/me/", include_in_schema=False)
-def get_me(request: Request, me: CurrentUser) -> UserOut:
-    with request.app.state.reads() as session:
-        return _user_out(session, me.user)
+def get_me(session: ReadSessionDep, me: CurrentUser) -> UserOut:
+    return _user_out(session, me.user)
 
 
 @router.patch(
@@ -257,7 +212,7 @@ def update_me(body: MeUpdate, request: Request, me: CurrentUser) -> UserOut:
         _count_attempt(request, me.user.email)
     with state.sessions.begin() as session:
         user = session.get_one(UserAccount, me.user.id, with_for_update=True)
-        if not _can_log_in(user):  # deleted since the token was checked
+        if not can_log_in(user):  # deleted since the token was checked
             raise unauthorized(INVALID_TOKEN)
         if body.password is not None:
             assert body.current_password is not None
@@ -299,7 +254,7 @@ def delete_me(request: Request, response: Response, me: CurrentUser) -> SagaRef:
         user.account_status = AccountStatus.DELETING
         user.deleted_at = now
         user.purge_after = now + timedelta(seconds=state.settings.restore_grace_seconds)
-        saga = saga_log.start_saga(session, user, SagaKind.DELETION)
+        saga = engine.start_saga(session, user, SagaKind.DELETION)
         # Before the commit: with Redis down nothing changes (503) rather than tokens outliving the account.
         state.tokens.end_sessions(user.id)
     state.tokens.end_sessions(user.id)  # and after it: a login that read the account still active gets refused tokens
@@ -335,7 +290,7 @@ def restore(body: LoginRequest, request: Request, response: Response) -> UserOut
         if user.account_status != AccountStatus.DELETED or user.purge_after is None or user.purge_after <= datetime.now(UTC):
             raise HTTPException(status.HTTP_410_GONE, "the restore period has ended")
         user.account_status = AccountStatus.RESTORING
-        saga = saga_log.start_saga(session, user, SagaKind.RESTORE)
+        saga = engine.start_saga(session, user, SagaKind.RESTORE)
     ref = _run(request, response, saga)
     with state.reads() as session:
         return _user_out(session, session.get_one(UserAccount, user.id)).model_copy(update={"saga": ref})
@@ -344,8 +299,8 @@ def restore(body: LoginRequest, request: Request, response: Response) -> UserOut
 def _run(request: Request, response: Response, saga: Saga) -> SagaRef:
     """Publish a committed saga (the relay covers failures), wait briefly, answer with its state."""
     state = request.app.state
-    saga_log.publish_outbox(state.sessions, state.celery, saga_id=saga.id)
-    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
+    outbox.publish_outbox(state.sessions, state.celery, saga_id=saga.id)
+    saga.status = engine.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
     response.status_code = status.HTTP_200_OK if saga.status == SagaStatus.COMPLETED else status.HTTP_202_ACCEPTED
     ref = saga_ref(saga)
     response.headers["Location"] = ref.url

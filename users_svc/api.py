@@ -10,20 +10,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import ensure_owner, subject_if_required
+from saga import SagaKind, ensure_owner, subject_if_required
 
-from . import saga_log
+from . import engine, outbox
+from .deps import ReadSessionDep
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
-from .schemas import ErrorOut, RegisterRequest, SagaOut, SagaRef, UserOut
+from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 # GET /v1/users/{id}: main.py adds the bearer scheme to it when USERS_REQUIRE_ACCESS_TOKEN is on.
 user_router = APIRouter(prefix="/v1")
-NOT_FOUND = {404: {"model": ErrorOut}}
-TOO_MANY = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
-BUSY = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
-OWNER_ONLY = {
+NOT_FOUND: Responses = {404: {"model": ErrorOut}}
+TOO_MANY: Responses = {429: {"model": ErrorOut, "description": "too many requests from this address; see Retry-After"}}
+BUSY: Responses = {503: {"model": ErrorOut, "description": "too many passwords being hashed at once, or a store down; see Retry-After"}}
+OWNER_ONLY: Responses = {
     401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
     403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
 }
@@ -98,15 +99,15 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
             )
             session.add(user)
             session.flush()
-            saga = saga_log.start_registration(session, user)
+            saga = engine.start_saga(session, user, SagaKind.REGISTRATION)
     except IntegrityError as exc:
         if "uq_user_account_email_live" in str(exc.orig):
             raise HTTPException(status.HTTP_409_CONFLICT, "email already registered") from None
         raise
     # Committed: from here the registration cannot be lost. Publish now; the relay covers failures.
     celery_app: Celery = state.celery
-    saga_log.publish_outbox(make_session, celery_app, saga_id=saga.id)
-    saga.status = saga_log.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
+    outbox.publish_outbox(make_session, celery_app, saga_id=saga.id)
+    saga.status = engine.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
     if saga.status != SagaStatus.COMPLETED:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/register/{saga.id}"
@@ -117,25 +118,24 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
 
 @router.get("/register/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/register/{saga_id}/", include_in_schema=False)
-def get_registration(saga_id: uuid.UUID, request: Request) -> SagaOut:
+def get_registration(saga_id: uuid.UUID, session: ReadSessionDep) -> SagaOut:
     """The registration saga: its state, error and each step's state."""
-    return _read_saga(request, RegistrationSaga, saga_id, "registration not found")
+    return _read_saga(session, RegistrationSaga, saga_id, "registration not found")
 
 
 @router.get("/sagas/{saga_id}", response_model=SagaOut, responses=NOT_FOUND)
 @router.get("/sagas/{saga_id}/", include_in_schema=False)
-def get_saga(saga_id: uuid.UUID, request: Request) -> SagaOut:
+def get_saga(saga_id: uuid.UUID, session: ReadSessionDep) -> SagaOut:
     """Any saga (registration, deletion, restore, purge): its state, error and each step's state."""
-    return _read_saga(request, Saga, saga_id, "saga not found")
+    return _read_saga(session, Saga, saga_id, "saga not found")
 
 
-def _read_saga(request: Request, kind: type[Saga], saga_id: uuid.UUID, missing: str) -> SagaOut:
-    with request.app.state.reads() as session:
-        saga = session.get(kind, saga_id)
-        if saga is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
-        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
-        return SagaOut.model_validate(_saga_out(saga, list(steps)))
+def _read_saga(session: Session, kind: type[Saga], saga_id: uuid.UUID, missing: str) -> SagaOut:
+    saga = session.get(kind, saga_id)
+    if saga is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, missing)
+    steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).order_by(SagaStep.position)).all()
+    return SagaOut.model_validate(_saga_out(saga, list(steps)))
 
 
 def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
@@ -162,14 +162,13 @@ async def owner_subject(request: Request) -> int | None:
 
 @user_router.get("/users/{user_id:int}", response_model=UserOut, responses={**NOT_FOUND, **OWNER_ONLY})
 @user_router.get("/users/{user_id:int}/", include_in_schema=False)
-def get_user(user_id: UserId, request: Request, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
+def get_user(user_id: UserId, session: ReadSessionDep, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
     ensure_owner(subject, user_id)
-    with request.app.state.reads() as session:
-        row = session.execute(
-            select(UserAccount, RegistrationSaga)
-            .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
-            .where(UserAccount.id == user_id)
-        ).first()
+    row = session.execute(
+        select(UserAccount, RegistrationSaga)
+        .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
+        .where(UserAccount.id == user_id)
+    ).first()
     if row is None or row[0].deleted_at is not None:  # a deleted account is not shown, restorable or not
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
     user, saga = row

@@ -160,7 +160,15 @@ class TokenStore:
         assert presented.fam is not None
         jtis = (_successor(presented.jti, TokenType.ACCESS), _successor(presented.jti, TokenType.REFRESH))
         keys = [_family_key(presented.fam), _rotated_key(presented.jti), valid_after_key(presented.sub), revoked_family_key(presented.fam)]
-        args = [presented.jti, jtis[1], self.refresh_ttl, int(time.time()), self.refresh_leeway, presented.vaf, self.access_ttl]
+        args: list[str | int | float] = [
+            presented.jti,
+            jtis[1],
+            self.refresh_ttl,
+            int(time.time()),
+            self.refresh_leeway,
+            presented.vaf,
+            self.access_ttl,
+        ]
         outcome = self._rotate(keys=keys, args=args)
         if outcome[0] == -1:
             log.warning("user %s: refresh token reused; family %s revoked", presented.sub, presented.fam)

@@ -56,7 +56,7 @@ class StepStatus(StrEnum):
 class OutboxKind(StrEnum):
     START = "start"  # publish the saga's chain (again, when re-driven)
     COMPENSATE = "compensate"  # publish the compensation chain again
-    WELCOME = "welcome"  # publish the post-pivot welcome step again
+    AFTER_PIVOT = "welcome"  # publish the steps after the pivot again (its value from when the welcome mail was the only one)
 
 
 def _timestamp(**kw: object) -> Mapped[datetime]:

@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema, model_validator
 
@@ -116,3 +116,7 @@ class MeUpdate(BaseModel):
         if self.password is not None and self.current_password is None:
             raise ValueError("current_password is required to change the password")
         return self
+
+
+# What a route documents per status code besides its success (FastAPI's ``responses``).
+Responses = dict[int | str, dict[str, Any]]

@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from saga import Step, TaskName, create_celery_app
+from saga import RegistrationStep, TaskName, create_celery_app
 from tests.e2e.conftest import register, saga_of, unique_email, wait_for_saga
 from tests.stack import Stack, wait_until
 
-ALL_STEPS = [step.value for step in Step]
+ALL_STEPS = [step.value for step in RegistrationStep]
 
 
 def _step_statuses(saga: dict) -> dict[str, str]:
@@ -24,19 +24,19 @@ def _ledger(system: Stack, service: str, saga_id: str) -> dict[str, str]:
     ("failed_step", "expected_steps", "profile_ledger", "emails_ledger"),
     [
         (
-            Step.CREATE_PROFILE,
+            RegistrationStep.CREATE_PROFILE,
             ["failed", "skipped", "skipped", "skipped"],
             {},
             {},
         ),
         (
-            Step.RECORD_ADDRESS,
+            RegistrationStep.RECORD_ADDRESS,
             ["compensated", "failed", "skipped", "skipped"],
             {"create_profile": "compensated"},
             {},
         ),
         (
-            Step.COMPLETE_REGISTRATION,
+            RegistrationStep.COMPLETE_REGISTRATION,
             ["compensated", "compensated", "failed", "skipped"],
             {"create_profile": "compensated"},
             {"record_address": "compensated"},
@@ -46,7 +46,7 @@ def _ledger(system: Stack, service: str, saga_id: str) -> dict[str, str]:
 def test_a_failing_step_runs_exactly_the_compensations_for_what_was_done(
     system: Stack,
     client: httpx.Client,
-    failed_step: Step,
+    failed_step: RegistrationStep,
     expected_steps: list[str],
     profile_ledger: dict[str, str],
     emails_ledger: dict[str, str],
@@ -119,7 +119,7 @@ def test_a_registration_accepted_while_redis_is_down_completes_when_it_is_back(s
 def test_redis_going_down_while_a_step_runs_does_not_compensate_the_step(system: Stack, client: httpx.Client) -> None:
     # The worker publishes the next step after its task succeeded, with Redis down; it keeps
     # trying (saga/_app.py), and whatever is lost the watchdog re-drives.
-    email = unique_email(f"slow-{Step.RECORD_ADDRESS}")  # the step is still running after the API's wait
+    email = unique_email(f"slow-{RegistrationStep.RECORD_ADDRESS}")  # the step is still running after the API's wait
     accepted = register(client, system, email)
     assert accepted.status_code == 202, accepted.text
     saga_id = accepted.json()["saga"]["id"]
@@ -139,7 +139,7 @@ def test_redis_going_down_while_a_step_runs_does_not_compensate_the_step(system:
 
 
 def test_a_saga_whose_worker_was_killed_mid_step_completes_once_it_is_back(system: Stack, client: httpx.Client) -> None:
-    email = unique_email(f"slow-{Step.CREATE_PROFILE}")  # the step stalls long enough to kill its worker
+    email = unique_email(f"slow-{RegistrationStep.CREATE_PROFILE}")  # the step stalls long enough to kill its worker
     accepted = register(client, system, email)
     assert accepted.status_code == 202, accepted.text
     saga_id = accepted.json()["saga"]["id"]
@@ -189,7 +189,7 @@ def test_every_step_delivered_twice_has_one_effect(system: Stack, client: httpx.
 
 
 def test_compensations_delivered_twice_and_a_late_step_change_nothing(system: Stack, client: httpx.Client) -> None:
-    email = unique_email(f"fail-{Step.COMPLETE_REGISTRATION}")
+    email = unique_email(f"fail-{RegistrationStep.COMPLETE_REGISTRATION}")
     accepted = register(client, system, email)
     saga_id, user_id = accepted.json()["saga"]["id"], accepted.json()["id"]
     wait_for_saga(client, system, saga_id, "failed")

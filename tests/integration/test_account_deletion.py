@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from saga import DeletionStep, RestoreStep, SagaKind
 from tests.integration.accounts import PASSWORD, bearer, login, registered, users_client
 from tests.stack import Stack
-from users_svc import saga_log
+from users_svc import engine, watchdog
 from users_svc.config import get_settings
 from users_svc.db import make_sessionmaker
 from users_svc.models import UserAccount
@@ -83,7 +83,7 @@ def test_delete_deactivates_the_account_and_starts_the_saga_with_the_goodbye_mai
 def test_a_completed_deletion_can_be_restored_within_the_period(users: TestClient, clean: Stack, sessions: sessionmaker[Session]) -> None:
     user_id, deletion = _delete(users, clean)
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, deletion, SagaKind.DELETION)
+        engine.pass_pivot(session, deletion, SagaKind.DELETION)
     assert _account(clean, user_id) == ("deleted", True, True)
     assert users.get(f"/v1/sagas/{deletion}").json()["status"] == "completed"
     assert set(_steps(users, deletion).values()) == {"done"}
@@ -102,7 +102,7 @@ def test_a_completed_deletion_can_be_restored_within_the_period(users: TestClien
     assert (again.status_code, again.json()) == (409, {"detail": "account restore in progress"})
 
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, restore, SagaKind.RESTORE)
+        engine.pass_pivot(session, restore, SagaKind.RESTORE)
     assert _account(clean, user_id) == ("active", False, False)
     login(users)
     assert users.get(f"/v1/users/{user_id}").status_code == 200
@@ -111,12 +111,12 @@ def test_a_completed_deletion_can_be_restored_within_the_period(users: TestClien
 def test_a_failed_deletion_leaves_the_account_as_it_was(users: TestClient, clean: Stack, sessions: sessionmaker[Session]) -> None:
     user_id, deletion = _delete(users, clean)
     with sessions.begin() as session:
-        saga_log.begin_compensation(session, deletion, DeletionStep.ERASE_ADDRESS)
-    with pytest.raises(saga_log.SagaNotRunning), sessions.begin() as session:
-        saga_log.pass_pivot(session, deletion, SagaKind.DELETION)
+        engine.begin_compensation(session, deletion, DeletionStep.ERASE_ADDRESS)
+    with pytest.raises(engine.SagaNotRunning), sessions.begin() as session:
+        engine.pass_pivot(session, deletion, SagaKind.DELETION)
     for _ in range(2):  # the last compensation, delivered twice
         with sessions.begin() as session:
-            saga_log.fail_saga(session, deletion)
+            engine.fail_saga(session, deletion)
     assert _account(clean, user_id) == ("active", False, False)
     saga = users.get(f"/v1/sagas/{deletion}").json()
     assert (saga["status"], saga["failed_step"]) == ("failed", "erase_address")
@@ -133,22 +133,22 @@ def test_a_failed_deletion_leaves_the_account_as_it_was(users: TestClient, clean
 def test_a_deletion_past_its_pivot_is_not_compensated(users: TestClient, clean: Stack, sessions: sessionmaker[Session]) -> None:
     user_id, deletion = _delete(users, clean)
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, deletion, SagaKind.DELETION)
-    with pytest.raises(saga_log.SagaPastPivot), sessions.begin() as session:
-        saga_log.begin_compensation(session, deletion, DeletionStep.COMPLETE_DELETION)
-    with pytest.raises(saga_log.SagaPastPivot), sessions.begin() as session:
-        saga_log.fail_saga(session, deletion)
+        engine.pass_pivot(session, deletion, SagaKind.DELETION)
+    with pytest.raises(engine.SagaPastPivot), sessions.begin() as session:
+        engine.begin_compensation(session, deletion, DeletionStep.COMPLETE_DELETION)
+    with pytest.raises(engine.SagaPastPivot), sessions.begin() as session:
+        engine.fail_saga(session, deletion)
     assert _account(clean, user_id)[0] == "deleted"
 
 
 def test_a_failed_restore_leaves_the_account_deleted(users: TestClient, clean: Stack, sessions: sessionmaker[Session]) -> None:
     user_id, deletion = _delete(users, clean)
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, deletion, SagaKind.DELETION)
+        engine.pass_pivot(session, deletion, SagaKind.DELETION)
     restore = uuid.UUID(users.post("/v1/users/restore", json={"email": "ann@example.com", "password": PASSWORD}).json()["saga"]["id"])
     with sessions.begin() as session:
-        saga_log.begin_compensation(session, restore, RestoreStep.COMPLETE_RESTORE)
-        saga_log.fail_saga(session, restore)
+        engine.begin_compensation(session, restore, RestoreStep.COMPLETE_RESTORE)
+        engine.fail_saga(session, restore)
     assert _account(clean, user_id) == ("deleted", True, True)
     assert _steps(users, restore) == {"restore_profile": "compensated", "recall_address": "compensated", "complete_restore": "failed"}
     # It can be tried again.
@@ -164,7 +164,7 @@ def test_only_a_deleted_account_within_its_period_is_restored(users: TestClient,
 
     deletion = uuid.UUID(users.delete("/v1/users/me", headers=bearer(login(users)["access_token"])).json()["id"])
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, deletion, SagaKind.DELETION)
+        engine.pass_pivot(session, deletion, SagaKind.DELETION)
     clean.query("users", "UPDATE user_account SET purge_after = now() - interval '1 second' WHERE id = %s", user_id)
     late = users.post("/v1/users/restore", json={"email": "ann@example.com", "password": PASSWORD})
     assert (late.status_code, late.json()) == (410, {"detail": "the restore period has ended"})
@@ -174,20 +174,20 @@ def test_after_the_period_the_account_is_purged_and_its_email_free(
     users: TestClient, clean: Stack, sessions: sessionmaker[Session]
 ) -> None:
     user_id, deletion = _delete(users, clean)
-    assert saga_log.start_due_purges(sessions) == 0  # still deleting
+    assert watchdog.start_due_purges(sessions) == 0  # still deleting
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, deletion, SagaKind.DELETION)
-    assert saga_log.start_due_purges(sessions) == 0  # within the restore period
+        engine.pass_pivot(session, deletion, SagaKind.DELETION)
+    assert watchdog.start_due_purges(sessions) == 0  # within the restore period
     clean.query("users", "UPDATE user_account SET purge_after = now() - interval '1 second' WHERE id = %s", user_id)
-    assert saga_log.start_due_purges(sessions) == 1
-    assert saga_log.start_due_purges(sessions) == 0  # started once
+    assert watchdog.start_due_purges(sessions) == 1
+    assert watchdog.start_due_purges(sessions) == 0  # started once
     assert _account(clean, user_id)[0] == "purging"
     [(purge,)] = clean.query("users", "SELECT id FROM saga WHERE user_id = %s AND kind = 'purge'", user_id)
     assert clean.query("users", "SELECT kind FROM outbox_message WHERE saga_id = %s AND published_at IS NULL", purge) == [("start",)]
     assert users.post("/v1/users/restore", json={"email": "ann@example.com", "password": PASSWORD}).status_code == 410
 
     with sessions.begin() as session:
-        saga_log.pass_pivot(session, purge, SagaKind.PURGE)  # type: ignore[arg-type]
+        engine.pass_pivot(session, purge, SagaKind.PURGE)  # type: ignore[arg-type]
     with sessions() as session:
         user = session.get_one(UserAccount, user_id)
         assert (user.account_status, user.email, user.first_name, user.password_hash) == (
@@ -207,4 +207,4 @@ def test_after_the_period_the_account_is_purged_and_its_email_free(
 def test_one_account_saga_at_a_time_per_user(users: TestClient, clean: Stack, sessions: sessionmaker[Session]) -> None:
     user_id, _ = _delete(users, clean)
     with pytest.raises(IntegrityError, match="uq_saga_user_id_in_flight"), sessions.begin() as session:
-        saga_log.start_saga(session, session.get_one(UserAccount, user_id), SagaKind.RESTORE)
+        engine.start_saga(session, session.get_one(UserAccount, user_id), SagaKind.RESTORE)

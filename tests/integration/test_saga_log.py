@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import Step
-from users_svc import saga_log
+from saga import RegistrationStep, SagaKind
+from users_svc import engine, outbox, watchdog
 from users_svc.config import get_settings
 from users_svc.db import make_sessionmaker
 from users_svc.models import OutboxMessage, RegistrationSaga, SagaStep, UserAccount
@@ -27,7 +27,7 @@ def saga_id(sessions: sessionmaker[Session]) -> uuid.UUID:
         user = UserAccount(email="a@example.com", first_name="A", last_name="B", active=True, password_hash="$argon2id$x")
         session.add(user)
         session.flush()
-        return saga_log.start_registration(session, user).id
+        return engine.start_saga(session, user, SagaKind.REGISTRATION).id
 
 
 def _state(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> tuple[str, str, dict[str, str]]:
@@ -40,9 +40,9 @@ def _state(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> tuple[str, st
 
 def test_the_pivot_completes_the_registration(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
     with sessions.begin() as session:
-        saga_log.complete_registration(session, saga_id)
+        engine.pass_pivot(session, saga_id, SagaKind.REGISTRATION)
     with sessions.begin() as session:
-        saga_log.complete_registration(session, saga_id)  # delivered twice
+        engine.pass_pivot(session, saga_id, SagaKind.REGISTRATION)  # delivered twice
     status, user_status, steps = _state(sessions, saga_id)
     assert (status, user_status) == ("completed", "completed")
     assert steps == {"create_profile": "done", "record_address": "done", "complete_registration": "done", "send_welcome_email": "pending"}
@@ -50,22 +50,22 @@ def test_the_pivot_completes_the_registration(sessions: sessionmaker[Session], s
 
 def test_compensation_is_refused_once_the_pivot_passed(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
     with sessions.begin() as session:
-        saga_log.complete_registration(session, saga_id)
-    with pytest.raises(saga_log.SagaPastPivot), sessions.begin() as session:
-        saga_log.begin_compensation(session, saga_id, Step.RECORD_ADDRESS)
-    with pytest.raises(saga_log.SagaPastPivot), sessions.begin() as session:
-        saga_log.fail_registration(session, saga_id)
+        engine.pass_pivot(session, saga_id, SagaKind.REGISTRATION)
+    with pytest.raises(engine.SagaPastPivot), sessions.begin() as session:
+        engine.begin_compensation(session, saga_id, RegistrationStep.RECORD_ADDRESS)
+    with pytest.raises(engine.SagaPastPivot), sessions.begin() as session:
+        engine.fail_saga(session, saga_id)
     assert _state(sessions, saga_id)[:2] == ("completed", "completed")
 
 
 def test_the_pivot_is_refused_once_compensation_began(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
     with sessions.begin() as session:
-        saga_log.begin_compensation(session, saga_id, Step.RECORD_ADDRESS)
-    with pytest.raises(saga_log.SagaNotRunning), sessions.begin() as session:
-        saga_log.complete_registration(session, saga_id)
+        engine.begin_compensation(session, saga_id, RegistrationStep.RECORD_ADDRESS)
+    with pytest.raises(engine.SagaNotRunning), sessions.begin() as session:
+        engine.pass_pivot(session, saga_id, SagaKind.REGISTRATION)
     for _ in range(2):  # the last compensation, delivered twice
         with sessions.begin() as session:
-            saga_log.fail_registration(session, saga_id)
+            engine.fail_saga(session, saga_id)
     status, user_status, steps = _state(sessions, saga_id)
     assert (status, user_status) == ("failed", "failed")
     assert steps == {
@@ -78,19 +78,19 @@ def test_the_pivot_is_refused_once_compensation_began(sessions: sessionmaker[Ses
 
 def test_step_events_never_move_a_step_backwards(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
     with sessions.begin() as session:
-        saga_log.record_step_event(session, saga_id, Step.CREATE_PROFILE, "failed", "boom", 3)
+        engine.record_step_event(session, saga_id, RegistrationStep.CREATE_PROFILE, "failed", "boom", 3)
     with sessions.begin() as session:
-        saga_log.record_step_event(session, saga_id, Step.CREATE_PROFILE, "retrying", "late retry event", 2)
+        engine.record_step_event(session, saga_id, RegistrationStep.CREATE_PROFILE, "retrying", "late retry event", 2)
     with sessions() as session:
-        step = session.get_one(SagaStep, (saga_id, Step.CREATE_PROFILE))
+        step = session.get_one(SagaStep, (saga_id, RegistrationStep.CREATE_PROFILE))
         assert (step.status, step.attempts, step.error) == ("failed", 3, "late retry event")
 
 
 def test_the_watchdog_redrives_stalled_sagas_with_backoff(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
-    assert saga_log.redrive_stale(sessions, stale_after_seconds=0) == 0  # its start message is still unpublished
-    assert saga_log.publish_outbox(sessions, celery_app) == 1
-    assert saga_log.redrive_stale(sessions, stale_after_seconds=3600) == 0  # not stale yet
-    assert saga_log.redrive_stale(sessions, stale_after_seconds=0) == 1
+    assert watchdog.redrive_stale(sessions, stale_after_seconds=0) == 0  # its start message is still unpublished
+    assert outbox.publish_outbox(sessions, celery_app) == 1
+    assert watchdog.redrive_stale(sessions, stale_after_seconds=3600) == 0  # not stale yet
+    assert watchdog.redrive_stale(sessions, stale_after_seconds=0) == 1
     with sessions() as session:
         saga = session.get_one(RegistrationSaga, saga_id)
         kinds = [m.kind for m in session.query(OutboxMessage).filter_by(saga_id=saga_id).order_by(OutboxMessage.id)]
@@ -99,8 +99,8 @@ def test_the_watchdog_redrives_stalled_sagas_with_backoff(sessions: sessionmaker
 
 
 def test_finished_sagas_are_left_alone(sessions: sessionmaker[Session], saga_id: uuid.UUID) -> None:
-    saga_log.publish_outbox(sessions, celery_app)
+    outbox.publish_outbox(sessions, celery_app)
     with sessions.begin() as session:
-        saga_log.begin_compensation(session, saga_id, Step.CREATE_PROFILE)
-        saga_log.fail_registration(session, saga_id)
-    assert saga_log.redrive_stale(sessions, stale_after_seconds=0) == 0
+        engine.begin_compensation(session, saga_id, RegistrationStep.CREATE_PROFILE)
+        engine.fail_saga(session, saga_id)
+    assert watchdog.redrive_stale(sessions, stale_after_seconds=0) == 0

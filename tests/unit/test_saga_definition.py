@@ -3,10 +3,10 @@
 import pytest
 from celery import Celery
 
-from saga import Queue, RegistrationPayload, Step, TaskName, compensation_chain, create_celery_app, queue_of, registration_saga
+from saga import REGISTRATION, Queue, RegistrationPayload, RegistrationStep, TaskName, create_celery_app, queue_of
 
 SAGA_ID = "5b0c1f1e-0000-4000-8000-000000000001"
-PAYLOAD = RegistrationPayload(user_id=7, email="a@example.com", first_name="A", last_name="B")
+PAYLOAD = RegistrationPayload(user_id=7, email="a@example.com", first_name="A", last_name="B").model_dump()
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def _names(signature: object) -> list[str]:
 
 
 def test_steps_run_in_order_on_their_owners_queues(app: Celery) -> None:
-    saga = registration_saga(app, SAGA_ID, PAYLOAD)
+    saga = REGISTRATION.saga(app, SAGA_ID, PAYLOAD)
     assert _names(saga) == [
         TaskName.CREATE_PROFILE,
         TaskName.RECORD_ADDRESS,
@@ -31,14 +31,14 @@ def test_steps_run_in_order_on_their_owners_queues(app: Celery) -> None:
 
 
 def test_step_task_ids_are_deterministic(app: Celery) -> None:
-    first, second = registration_saga(app, SAGA_ID, PAYLOAD), registration_saga(app, SAGA_ID, PAYLOAD)
+    first, second = REGISTRATION.saga(app, SAGA_ID, PAYLOAD), REGISTRATION.saga(app, SAGA_ID, PAYLOAD)
     ids = [task.options.get("task_id") for task in first.tasks]
-    assert ids[:4] == [f"{SAGA_ID}:{step}" for step in Step]
+    assert ids[:4] == [f"{SAGA_ID}:{step}" for step in RegistrationStep]
     assert ids == [task.options.get("task_id") for task in second.tasks]
 
 
 def test_every_step_up_to_the_pivot_has_compensations_and_none_after(app: Celery) -> None:
-    saga = registration_saga(app, SAGA_ID, PAYLOAD)
+    saga = REGISTRATION.saga(app, SAGA_ID, PAYLOAD)
     errbacks = [task.options.get("link_error") for task in saga.tasks]
     assert all(errbacks[:3])
     assert not any(errbacks[3:])  # a sent mail is never undone
@@ -47,16 +47,16 @@ def test_every_step_up_to_the_pivot_has_compensations_and_none_after(app: Celery
 @pytest.mark.parametrize(
     ("failed_step", "expected"),
     [
-        (Step.CREATE_PROFILE, [TaskName.BEGIN_COMPENSATION, TaskName.FAIL_REGISTRATION]),
-        (Step.RECORD_ADDRESS, [TaskName.BEGIN_COMPENSATION, TaskName.REMOVE_PROFILE, TaskName.FAIL_REGISTRATION]),
+        (RegistrationStep.CREATE_PROFILE, [TaskName.BEGIN_COMPENSATION, TaskName.FAIL_SAGA]),
+        (RegistrationStep.RECORD_ADDRESS, [TaskName.BEGIN_COMPENSATION, TaskName.REMOVE_PROFILE, TaskName.FAIL_SAGA]),
         (
-            Step.COMPLETE_REGISTRATION,
-            [TaskName.BEGIN_COMPENSATION, TaskName.FORGET_ADDRESS, TaskName.REMOVE_PROFILE, TaskName.FAIL_REGISTRATION],
+            RegistrationStep.COMPLETE_REGISTRATION,
+            [TaskName.BEGIN_COMPENSATION, TaskName.FORGET_ADDRESS, TaskName.REMOVE_PROFILE, TaskName.FAIL_SAGA],
         ),
     ],
 )
-def test_compensations_undo_only_what_ran_in_reverse_order(app: Celery, failed_step: Step, expected: list[str]) -> None:
-    chain = compensation_chain(app, SAGA_ID, 7, failed_step)
+def test_compensations_undo_only_what_ran_in_reverse_order(app: Celery, failed_step: RegistrationStep, expected: list[str]) -> None:
+    chain = REGISTRATION.compensation_chain(app, SAGA_ID, PAYLOAD, failed_step)
     assert _names(chain) == expected
     # Immutable, so Celery does not prepend the failed request; each on its owner's queue.
     assert all(task.immutable for task in chain.tasks)
@@ -64,9 +64,11 @@ def test_compensations_undo_only_what_ran_in_reverse_order(app: Celery, failed_s
 
 
 def test_the_errback_attached_to_a_step_is_its_compensation_chain(app: Celery) -> None:
-    saga = registration_saga(app, SAGA_ID, PAYLOAD)
+    saga = REGISTRATION.saga(app, SAGA_ID, PAYLOAD)
     errback = saga.tasks[1].options["link_error"][0]
-    assert [task["task"] for task in errback["kwargs"]["tasks"]] == _names(compensation_chain(app, SAGA_ID, 7, Step.RECORD_ADDRESS))
+    assert [task["task"] for task in errback["kwargs"]["tasks"]] == _names(
+        REGISTRATION.compensation_chain(app, SAGA_ID, PAYLOAD, RegistrationStep.RECORD_ADDRESS)
+    )
 
 
 def test_queues_follow_the_task_name_prefix() -> None:

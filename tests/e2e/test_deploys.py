@@ -1,0 +1,116 @@
+"""Messages an older release queued still run after a deploy (docs/architecture.md, "Deploys").
+
+Before every saga was declared alike, the registration's compensations and its welcome step took
+``(saga_id, user_id)`` and its compensation chains ended with ``users.fail_registration``. Those
+chains are built here by task name, as that release built them, and published to the real workers.
+"""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from celery import Celery, chain
+from celery.canvas import Signature
+from sqlalchemy.orm import Session, sessionmaker
+
+from saga import RegistrationStep, SagaKind, create_celery_app
+from tests.e2e.conftest import saga_of, unique_email, wait_for_saga
+from tests.stack import Stack
+from users_svc import engine
+from users_svc.config import get_settings
+from users_svc.db import make_sessionmaker
+from users_svc.models import OutboxMessage, UserAccount
+
+FORWARD = [
+    (RegistrationStep.CREATE_PROFILE, "profile.create_profile", "profile"),
+    (RegistrationStep.RECORD_ADDRESS, "emails.record_address", "emails"),
+    (RegistrationStep.COMPLETE_REGISTRATION, "users.complete_registration", "users"),
+]
+UNDO = {
+    RegistrationStep.CREATE_PROFILE: ("profile.remove_profile", "profile"),
+    RegistrationStep.RECORD_ADDRESS: ("emails.forget_address", "emails"),
+}
+
+
+def _sig(app: Celery, name: str, queue: str, *args: object, task_id: str | None = None) -> Signature:
+    options = {"queue": queue, **({"task_id": task_id} if task_id else {})}
+    return app.signature(name, args=args, immutable=True, options=options)
+
+
+def _old_compensation(app: Celery, saga_id: str, user_id: int, failed: RegistrationStep) -> Signature:
+    done_before = [step for step, _, _ in FORWARD][: [step for step, _, _ in FORWARD].index(failed)]
+    undo = [_sig(app, *UNDO[step], saga_id, user_id) for step in reversed(done_before) if step in UNDO]
+    return chain(
+        _sig(app, "users.begin_compensation", "users", saga_id, failed.value),
+        *undo,
+        _sig(app, "users.fail_registration", "users", saga_id),
+    )
+
+
+def _old_registration_chain(app: Celery, saga_id: str, payload: dict[str, object]) -> Signature:
+    """The registration saga as the release before the saga declarations published it."""
+    user_id = payload["user_id"]
+    assert isinstance(user_id, int)
+    steps = []
+    for step, name, queue in FORWARD:
+        args = (saga_id,) if queue == "users" else (saga_id, payload)
+        sig = _sig(app, name, queue, *args, task_id=f"{saga_id}:{step}")
+        sig.on_error(_old_compensation(app, saga_id, user_id, step))
+        steps.append(sig)
+    welcome = f"{saga_id}:{RegistrationStep.SEND_WELCOME_EMAIL}"
+    return chain(
+        *steps,
+        _sig(app, "emails.send_welcome_email", "emails", saga_id, user_id, task_id=welcome),
+        _sig(app, "users.record_step_event", "users", saga_id, RegistrationStep.SEND_WELCOME_EMAIL.value, "done", None, 0),
+    )
+
+
+@pytest.fixture
+def sessions(system: Stack) -> Iterator[sessionmaker[Session]]:
+    make_session = make_sessionmaker(get_settings().database_url)
+    yield make_session
+    make_session.kw["bind"].dispose()
+
+
+def _registration_published_the_old_way(system: Stack, sessions: sessionmaker[Session], email: str) -> tuple[str, int]:
+    """A user and a running registration saga whose chain was published by the old release."""
+    with sessions.begin() as session:
+        user = UserAccount(email=email, first_name="Old", last_name="Release", active=True, password_hash="$argon2id$x")
+        session.add(user)
+        session.flush()
+        saga = engine.start_saga(session, user, SagaKind.REGISTRATION)
+        # The old release published this saga already: the relay must not publish it again.
+        session.query(OutboxMessage).filter_by(saga_id=saga.id).update({"published_at": engine.now()})
+        saga_id, user_id = str(saga.id), user.id
+    payload = {"user_id": user_id, "email": email, "first_name": "Old", "last_name": "Release"}
+    _old_registration_chain(create_celery_app("test", system.config.broker_url), saga_id, payload).apply_async()
+    return saga_id, user_id
+
+
+def test_a_registration_queued_by_the_old_release_completes(system: Stack, client: httpx.Client, sessions: sessionmaker[Session]) -> None:
+    email = unique_email("old-release")
+    saga_id, user_id = _registration_published_the_old_way(system, sessions, email)
+    saga = wait_for_saga(client, system, saga_id, "completed")
+    assert {step["step"]: step["status"] for step in saga["steps"]} == dict.fromkeys(RegistrationStep, "done")
+    assert system.query("profile", "SELECT count(*) FROM profile WHERE user_id = %s", user_id) == [(1,)]
+    assert system.query("users", "SELECT registration_status FROM user_account WHERE id = %s", user_id) == [("completed",)]
+    assert len(system.mail_to(email)) == 1
+
+
+def test_a_registration_queued_by_the_old_release_compensates_with_the_old_shapes(
+    system: Stack, client: httpx.Client, sessions: sessionmaker[Session]
+) -> None:
+    email = unique_email(f"fail-{RegistrationStep.COMPLETE_REGISTRATION}")
+    saga_id, user_id = _registration_published_the_old_way(system, sessions, email)
+    saga = wait_for_saga(client, system, saga_id, "failed")
+    steps = {step["step"]: step["status"] for step in saga["steps"]}
+    assert steps == {
+        "create_profile": "compensated",
+        "record_address": "compensated",
+        "complete_registration": "failed",
+        "send_welcome_email": "skipped",
+    }
+    assert system.query("profile", "SELECT count(*) FROM profile WHERE user_id = %s", user_id) == [(0,)]
+    assert system.query("emails", "SELECT count(*) FROM recipient WHERE user_id = %s", user_id) == [(0,)]
+    assert system.query("users", "SELECT registration_status FROM user_account WHERE id = %s", user_id) == [("failed",)]
+    assert saga_of(client, system, saga_id)["status"] == "failed"
