@@ -73,6 +73,8 @@ class UserAccount(Base):
             unique=True,
             postgresql_where=text("registration_status <> 'failed'"),
         ),
+        # Login and restore find any account by its email, failed registrations included.
+        Index("ix_user_account_email_lower", func.lower(text("email"))),
     )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)

@@ -235,16 +235,17 @@ def scan_timings(stack: Stack, repeat: int = 20) -> dict[str, float]:
     """Median milliseconds of one pass of each periodic scan, run here on an idle system."""
     from emails_svc.outbox import publish_pending
     from saga import create_celery_app
-    from users_svc import saga_log
     from users_svc.db import make_sessionmaker
+    from users_svc.outbox import publish_outbox
+    from users_svc.watchdog import redrive_stale, start_due_purges
 
     users = make_sessionmaker(stack.config.database_url("users"))
     emails = make_sessionmaker(stack.config.database_url("emails"))
     app = create_celery_app("bench", stack.config.broker_url)
     scans = {
-        "relay pass (users outbox)": lambda: saga_log.publish_outbox(users, app),
-        "watchdog scan (stale sagas)": lambda: saga_log.redrive_stale(users, 30.0),
-        "purge scan (restore period over)": lambda: saga_log.start_due_purges(users),
+        "relay pass (users outbox)": lambda: publish_outbox(users, app),
+        "watchdog scan (stale sagas)": lambda: redrive_stale(users, 30.0),
+        "purge scan (restore period over)": lambda: start_due_purges(users),
         "emails relay pass (mail outbox)": lambda: publish_pending(emails, app),
     }
     timings = {}
