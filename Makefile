@@ -13,9 +13,10 @@ run: setup ## the whole system: APIs on 8007-8009, gateway 8080, Flower 5555, ma
 test: setup lint ## unit, integration and end-to-end tests against real PostgreSQL, Redis, Celery, SMTP and nginx
 	$(BIN)/pytest
 
-lint: ## ruff (lint and format) and actionlint (the CI workflow)
+lint: ## ruff (lint and format), mypy (strict, the files in pyproject.toml) and actionlint (the CI workflow)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	@if [ -x $(BIN)/actionlint ]; then echo "$(BIN)/actionlint"; $(BIN)/actionlint; \
 	else echo "lint: actionlint is not installed (requirements/lint.txt): .github/workflows NOT checked"; fi
 
@@ -26,8 +27,8 @@ format:
 down: ## stop the PostgreSQL and Redis that `make run` started
 	$(BIN)/python scripts/devstack.py down
 
-clean: down
-	rm -rf .run
+clean: ## stop the stack and remove .run (as root, also PostgreSQL's files outside the checkout)
+	$(BIN)/python scripts/devstack.py clean
 
 smoke: ## the contract's calls with assertions against a FRESH `make run` or `docker compose up` (ports: DEVSTACK_*_PORT or SMOKE_*_URL)
 	./scripts/smoke.sh dev
