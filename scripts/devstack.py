@@ -29,6 +29,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -290,15 +291,31 @@ def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None
 
 
 def clean(stack: Stack) -> None:
-    """Stop PostgreSQL and remove its files, for this stack and the test stacks in .run; then .run."""
-    stop_redis(stack)
+    """Stop PostgreSQL and Redis and remove their files, for this stack and the test stacks in .run; then .run."""
     run_dirs = {stack.run_dir, *(d.resolve() for d in (ROOT / ".run").glob("test*") if d.is_dir())}
     for run_dir in run_dirs:
         other = Stack(run_dir=run_dir)
+        _stop_redis_by_pidfile(other)
         stop_postgres(other)
         if other.postgres_dir != run_dir:
             shutil.rmtree(other.postgres_dir, ignore_errors=True)
     shutil.rmtree(ROOT / ".run", ignore_errors=True)
+
+
+def _stop_redis_by_pidfile(stack: Stack) -> None:
+    # A test stack's ports are not known here; its pid file is.
+    pidfile = stack.run_dir / "redis" / "redis.pid"
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
 
 
 def infra(stack: Stack) -> None:
