@@ -36,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("users", "profile", "emails")
@@ -120,9 +121,12 @@ def service_role(service: str) -> str:
     return f"{service}_svc"
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; the Debian package provides the postgres user.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+def _run_as_postgres(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """PostgreSQL refuses to run as root: then as the Debian package's postgres user, from /
+    (that user may not be able to enter the current directory, a private checkout)."""
+    if os.geteuid() != 0:
+        return subprocess.run(cmd, **kwargs)
+    return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], cwd="/", **kwargs)
 
 
 def _pg_bin(name: str) -> str:
@@ -157,7 +161,7 @@ def _stop_postgres_in_run_dir(stack: Stack) -> None:
     """As root, earlier versions kept PostgreSQL's data in the run directory: stop that server, which holds the port."""
     legacy = stack.run_dir / "pgdata"
     if (legacy / "postmaster.pid").exists():
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(legacy), "-m", "fast", "stop"]), stdout=subprocess.DEVNULL)
+        _run_as_postgres([_pg_bin("pg_ctl"), "-D", str(legacy), "-m", "fast", "stop"], stdout=subprocess.DEVNULL)
 
 
 def start_postgres(stack: Stack) -> None:
@@ -165,19 +169,17 @@ def start_postgres(stack: Stack) -> None:
         return
     _prepare_postgres_dir(stack)
     if not (stack.pgdata / "PG_VERSION").exists():
-        subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(stack.pgdata), "-U", "app", "--auth=trust", "-E", "UTF8", "--no-instructions"]),
+        _run_as_postgres(
+            [_pg_bin("initdb"), "-D", str(stack.pgdata), "-U", "app", "--auth=trust", "-E", "UTF8", "--no-instructions"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    status = subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "status"]), capture_output=True)
+    status = _run_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "status"], capture_output=True)
     if status.returncode != 0:
         _refuse_taken_port(stack.pg_port, "PostgreSQL")
         options = f"-p {stack.pg_port} -k {stack.postgres_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
-        subprocess.run(
-            _as_postgres(
-                [_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-l", str(stack.postgres_dir / "postgres.log"), "-w", "-o", options, "start"]
-            ),
+        _run_as_postgres(
+            [_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-l", str(stack.postgres_dir / "postgres.log"), "-w", "-o", options, "start"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -202,7 +204,7 @@ def _refuse_taken_port(port: int, what: str) -> None:
 
 def stop_postgres(stack: Stack) -> None:
     if (stack.pgdata / "postmaster.pid").exists():
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"]), stdout=subprocess.DEVNULL)
+        _run_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"], stdout=subprocess.DEVNULL)
 
 
 def _redis_cli(stack: Stack, *args: str) -> str:
