@@ -46,6 +46,11 @@ die() { echo "[compose-proof] FAILED: $*" >&2; exit 1; }
 ENV_FILE=""  # the production file's secrets
 dc() { "${COMPOSE[@]}" -p "$PROJECT" ${ENV_FILE:+--env-file "$ENV_FILE"} -f "$FILE" "$@"; }
 containers() { docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"; }
+# Compose v1's down stops at the first network it cannot remove, before the volumes: a run that
+# starts on an earlier run's database would meet its old passwords. Volumes go whatever happened.
+remove_volumes() {
+  docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+}
 
 on_exit() {
   local status=$?
@@ -57,6 +62,7 @@ on_exit() {
     fi
     say "tearing down $FILE"
     dc down -v --remove-orphans >/dev/null 2>&1 || echo "[compose-proof] WARNING: down -v failed for $FILE" >&2
+    remove_volumes
   fi
   rm -rf "$WORK"
   [ $status -eq 0 ] || echo "[compose-proof] FAILED (exit $status)" >&2
@@ -114,6 +120,7 @@ container_of() { docker ps -q --filter "label=com.docker.compose.project=$PROJEC
 # Brings $FILE up from nothing with --build and waits for health; prints the timings.
 bring_up() {
   dc down -v --remove-orphans >/dev/null 2>&1 || true
+  remove_volumes
   local start=$SECONDS
   dc up --build -d
   local up_done=$SECONDS

@@ -102,7 +102,13 @@ def _forge(key: str, user_id: int) -> str:
 def tokens(base: str) -> None:
     # An endpoint of each service that needs a token (profile and emails: when tokens are required).
     mail = json.dumps({"user_id": 1, "subject": "compose-proof token check", "body": "sent with a genuine token"}).encode()
-    guarded = [("/v1/users/me", None), ("/v1/profile/1", None), ("/v1/subscription/1", None), ("/v1/emails/send/", mail)]
+    guarded = [
+        ("/v1/users/me", None),
+        ("/v1/users/1", None),
+        ("/v1/profile/1", None),
+        ("/v1/subscription/1", None),
+        ("/v1/emails/send/", mail),
+    ]
     json_type = {"Content-Type": "application/json"}
 
     def call(path: str, data: bytes | None, token: str | None) -> tuple[int, bytes]:
@@ -118,6 +124,8 @@ def tokens(base: str) -> None:
         check(status in (200, 202), f"tokens: a genuine token on {path}: {status} {body!r}")
         status, body = call(path, data, None)
         check(status == 401, f"tokens: no token on {path}: {status} {body!r} (are tokens required?)")
+    status, body = call("/v1/users/2", None, genuine)
+    check(status == 403, f"tokens: user 1's token on /v1/users/2: {status} {body!r} (only its owner may read a user)")
     keys = _repository_keys()
     check(len(keys) > 10, f"tokens: only {len(keys)} candidate keys found in the repository")
     for key in sorted(keys):

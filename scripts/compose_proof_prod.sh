@@ -131,6 +131,8 @@ check_redis() {
   say "Redis: a client without the password is refused (NOAUTH), from another container and from its own"
 }
 
+users_api_requires_tokens() { [ "$(status_of http://127.0.0.1/v1/users/1)" = 401 ]; }
+
 check_tokens() {
   say "recreating the APIs with REQUIRE_ACCESS_TOKEN=true"
   REQUIRE_ACCESS_TOKEN=true dc up -d --no-deps --no-build users-api profile-api emails-api >/dev/null 2>&1
@@ -139,7 +141,8 @@ check_tokens() {
     poll 180 "$service healthy with tokens required" healthy "$service"
   done
   [ "$(docker exec "$(container_of profile-api)" printenv PROFILE_REQUIRE_ACCESS_TOKEN)" = true ] || die "REQUIRE_ACCESS_TOKEN was not passed through"
-  poll 60 "the gateway reaching the recreated APIs" curl -fsS -o /dev/null http://127.0.0.1/v1/users/1
+  # GET /v1/users/{id} answers only its owner now: a 401 without a token is the recreated API answering.
+  poll 60 "the gateway reaching the recreated APIs" users_api_requires_tokens
   "${CHECK[@]}" tokens http://127.0.0.1 || die "a token signed with a key from the repository was not refused"
 }
 
@@ -167,8 +170,9 @@ check_tls() {
   say "a self-signed certificate in $certs: recreating the gateway"
   dc up -d --no-deps --no-build --force-recreate gateway >/dev/null 2>&1
   poll 120 "the gateway answering HTTPS" curl -fsS --cacert "$certs/fullchain.pem" -o /dev/null https://127.0.0.1/healthz
+  # Tokens are still required (check_tokens): the users API's 401 over HTTPS is the answer to expect.
   https=$(curl -sS --cacert "$certs/fullchain.pem" -D - -o /dev/null https://127.0.0.1/v1/users/1)
-  [[ $https == *" 200"* ]] || die "HTTPS GET /v1/users/1: $https"
+  [[ $https == *" 401"* ]] || die "HTTPS GET /v1/users/1: $https"
   grep -qi '^strict-transport-security: max-age=' <<<"$https" || die "HTTPS answer without HSTS: $https"
   redirect=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://127.0.0.1/v1/users/1)
   [ "$redirect" = "308 https://127.0.0.1/v1/users/1" ] || die "plain HTTP was not redirected to HTTPS: $redirect"
