@@ -13,7 +13,7 @@ run: setup ## the whole system: APIs on 8007-8009, gateway 8080, Flower 5555, ma
 test: setup lint ## unit, integration and end-to-end tests against real PostgreSQL, Redis, Celery, SMTP and nginx
 	$(BIN)/pytest
 
-lint: ## ruff (lint and format), mypy (strict, pyproject.toml) and actionlint (the CI workflow)
+lint: ## ruff (lint and format), mypy (strict, the files in pyproject.toml) and actionlint (the CI workflow)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -27,8 +27,8 @@ format:
 down: ## stop the PostgreSQL and Redis that `make run` started
 	$(BIN)/python scripts/devstack.py down
 
-clean: down
-	rm -rf .run
+clean: ## stop the stack and remove .run (as root, also PostgreSQL's files outside the checkout)
+	$(BIN)/python scripts/devstack.py clean
 
 smoke: ## the contract's calls with assertions against a FRESH `make run` or `docker compose up` (ports: DEVSTACK_*_PORT or SMOKE_*_URL)
 	./scripts/smoke.sh dev

@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,12 +13,14 @@ from .throttle import SendThrottle
 
 router = APIRouter(prefix="/v1")
 # 401 and 403 only when EMAILS_REQUIRE_ACCESS_TOKEN is on.
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut},
     401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
     403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
 }
-THROTTLED = {429: {"model": ErrorOut, "description": "too many mails from this address or to this user; see Retry-After"}}
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorOut, "description": "too many mails from this address or to this user; see Retry-After"}
+}
 
 
 @router.post("/emails/send/", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut, responses=ERRORS | THROTTLED)

@@ -76,7 +76,7 @@ def compose(*, sender: str, to_address: str, to_name: str, subject: str, text: s
         if html is not None:
             message.add_alternative(html, subtype="html")
         # Written out once here, the way smtplib will, so that what cannot be written fails now.
-        message.as_bytes(policy=message.policy.clone(utf8=not local_part.isascii()))
+        message.as_bytes(policy=_SEVEN_BIT_BODIES.clone(utf8=not local_part.isascii()))
     except (ValueError, TypeError) as exc:  # UnicodeError and email.errors' header defects are ValueErrors
         raise UndeliverableMessage(f"cannot compose the message: {exc}") from exc
     return message

@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from sqlalchemy import exists, select
@@ -13,11 +13,11 @@ from .schemas import ErrorOut, ProfileAddRequest, ProfileOut, SubscriptionAddReq
 
 router = APIRouter(prefix="/v1")
 # Only when PROFILE_REQUIRE_ACCESS_TOKEN is on.
-AUTH = {
+AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no valid access token (when tokens are required)"},
     403: {"model": ErrorOut, "description": "the token is another user's (when tokens are required)"},
 }
-NOT_FOUND = {404: {"model": ErrorOut}, **AUTH}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}, **AUTH}
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -33,10 +33,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import devstack  # noqa: E402
-
+from scripts import devstack  # noqa: E402
 from tests.stack import UNTHROTTLED, Stack, wait_until  # noqa: E402
 
 CLIENTS = 3

@@ -5,6 +5,7 @@
     python scripts/devstack.py infra     # only PostgreSQL and Redis (started in the background)
     python scripts/devstack.py down      # stop PostgreSQL and Redis
     python scripts/devstack.py env       # print the environment the processes run with
+    python scripts/devstack.py clean     # stop them and remove .run (and, as root, PostgreSQL's files)
 
 PostgreSQL and Redis are started from the Debian packages in a private directory (.run/ by
 default) on their own ports, unless DEVSTACK_DATABASE_URL / DEVSTACK_BROKER_URL point at
@@ -14,24 +15,35 @@ the test suite runs a second stack beside a running one.
 Set up as production is, with development secrets: each service connects to PostgreSQL as its
 own role (no superuser; only it may connect to its database), Redis asks for a password, and
 the services trust X-Forwarded-For from the gateway's address only.
+
+Run as root, PostgreSQL runs as the Debian package's postgres user, which may not be able to
+enter the checkout (a clone under a private 0700 directory). Its files (data, socket, log) then
+live in a postgres-owned directory outside the checkout, one per run directory:
+/var/tmp/devstack-postgres-<hash of the run directory> (``Stack.postgres_dir``).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("users", "profile", "emails")
 # Development only (the servers listen on 127.0.0.1): production takes its own from .env.
 DEV_REDIS_PASSWORD = "devstack-redis"  # noqa: S105
+# As root, PostgreSQL's files go here (see Stack.postgres_dir): reachable by the postgres user.
+POSTGRES_PARENT = Path("/var/tmp")  # noqa: S108
 
 
 def _env_int(name: str, default: int) -> int:
@@ -52,8 +64,21 @@ class Stack:
     mail_http_port: int = field(default_factory=lambda: _env_int("DEVSTACK_MAIL_HTTP_PORT", 8025))
 
     @property
+    def postgres_dir(self) -> Path:
+        """Where PostgreSQL keeps its data, socket and log.
+
+        As root, the server runs as the postgres user, who may not be able to enter the checkout:
+        then a directory of its own under /var/tmp (kept across reboots, unlike /tmp), named
+        after the run directory so that every checkout and test offset has its own.
+        """
+        if os.geteuid() != 0:
+            return self.run_dir
+        key = hashlib.sha256(str(self.run_dir).encode()).hexdigest()[:16]
+        return POSTGRES_PARENT / f"devstack-postgres-{key}"
+
+    @property
     def pgdata(self) -> Path:
-        return self.run_dir / "pgdata"
+        return self.postgres_dir / "pgdata"
 
     def database_url(self, service: str) -> str:
         base = os.environ.get("DEVSTACK_DATABASE_URL")
@@ -96,9 +121,12 @@ def service_role(service: str) -> str:
     return f"{service}_svc"
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; the Debian package provides the postgres user.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+def _run_as_postgres(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """PostgreSQL refuses to run as root: then as the Debian package's postgres user, from /
+    (that user may not be able to enter the current directory, a private checkout)."""
+    if os.geteuid() != 0:
+        return subprocess.run(cmd, **kwargs)
+    return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], cwd="/", **kwargs)
 
 
 def _pg_bin(name: str) -> str:
@@ -111,26 +139,47 @@ def _pg_bin(name: str) -> str:
     return found
 
 
+def _prepare_postgres_dir(stack: Stack) -> None:
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    _stop_postgres_in_run_dir(stack)
+    directory = stack.postgres_dir
+    postgres = pwd.getpwnam("postgres")
+    try:
+        directory.mkdir(mode=0o700)
+        os.chown(directory, postgres.pw_uid, postgres.pw_gid)
+    except FileExistsError:
+        pass
+    # The name is predictable in a world-writable directory: use it only if it is what we made.
+    info = directory.lstat()
+    if not directory.is_dir() or directory.is_symlink() or info.st_uid != postgres.pw_uid or info.st_mode & 0o077:
+        sys.exit(f"devstack: {directory} is not a directory of the postgres user's only (mode 0700); remove it and start again")
+
+
+def _stop_postgres_in_run_dir(stack: Stack) -> None:
+    """As root, earlier versions kept PostgreSQL's data in the run directory: stop that server, which holds the port."""
+    legacy = stack.run_dir / "pgdata"
+    if (legacy / "postmaster.pid").exists():
+        _run_as_postgres([_pg_bin("pg_ctl"), "-D", str(legacy), "-m", "fast", "stop"], stdout=subprocess.DEVNULL)
+
+
 def start_postgres(stack: Stack) -> None:
     if os.environ.get("DEVSTACK_DATABASE_URL"):
         return
-    stack.run_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(stack.run_dir, "postgres")
+    _prepare_postgres_dir(stack)
     if not (stack.pgdata / "PG_VERSION").exists():
-        subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(stack.pgdata), "-U", "app", "--auth=trust", "-E", "UTF8", "--no-instructions"]),
+        _run_as_postgres(
+            [_pg_bin("initdb"), "-D", str(stack.pgdata), "-U", "app", "--auth=trust", "-E", "UTF8", "--no-instructions"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    status = subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "status"]), capture_output=True)
+    status = _run_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "status"], capture_output=True)
     if status.returncode != 0:
         _refuse_taken_port(stack.pg_port, "PostgreSQL")
-        options = f"-p {stack.pg_port} -k {stack.run_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
-        subprocess.run(
-            _as_postgres(
-                [_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-l", str(stack.run_dir / "postgres.log"), "-w", "-o", options, "start"]
-            ),
+        options = f"-p {stack.pg_port} -k {stack.postgres_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
+        _run_as_postgres(
+            [_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-l", str(stack.postgres_dir / "postgres.log"), "-w", "-o", options, "start"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -155,7 +204,7 @@ def _refuse_taken_port(port: int, what: str) -> None:
 
 def stop_postgres(stack: Stack) -> None:
     if (stack.pgdata / "postmaster.pid").exists():
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"]), stdout=subprocess.DEVNULL)
+        _run_as_postgres([_pg_bin("pg_ctl"), "-D", str(stack.pgdata), "-m", "fast", "stop"], stdout=subprocess.DEVNULL)
 
 
 def _redis_cli(stack: Stack, *args: str) -> str:
@@ -244,6 +293,34 @@ def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None
     return nginx_dir
 
 
+def clean(stack: Stack) -> None:
+    """Stop PostgreSQL and Redis and remove their files, for this stack and the test stacks in .run; then .run."""
+    run_dirs = {stack.run_dir, *(d.resolve() for d in (ROOT / ".run").glob("test*") if d.is_dir())}
+    for run_dir in run_dirs:
+        other = Stack(run_dir=run_dir)
+        _stop_redis_by_pidfile(other)
+        stop_postgres(other)
+        if other.postgres_dir != run_dir:
+            shutil.rmtree(other.postgres_dir, ignore_errors=True)
+    shutil.rmtree(ROOT / ".run", ignore_errors=True)
+
+
+def _stop_redis_by_pidfile(stack: Stack) -> None:
+    # A test stack's ports are not known here; its pid file is.
+    pidfile = stack.run_dir / "redis" / "redis.pid"
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
 def infra(stack: Stack) -> None:
     start_postgres(stack)
     start_redis(stack)
@@ -259,6 +336,8 @@ def main(argv: list[str]) -> None:
     elif command == "down":
         stop_redis(stack)
         stop_postgres(stack)
+    elif command == "clean":
+        clean(stack)
     elif command == "env":
         for key, value in stack.env().items():
             print(f"{key}={value}")

@@ -5,13 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${1:-dev}
+VENV=${VENV:-.venv}
 
+# Each check looks for what the package installs (also off PATH: /usr/sbin is not on a user's),
+# so nothing present is installed again and apt-get runs only when something is missing.
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# Debian's python3 has the venv module without ensurepip, which python3-venv adds and venv needs.
+[ -x "$VENV/bin/python" ] || python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ "$profile" != bench ] || command -v wrk >/dev/null || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)  # GitHub's Ubuntu runners: passwordless sudo
@@ -25,7 +29,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Debian packages start their own servers where they can; ours run on their own ports.
 
-VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi

@@ -6,7 +6,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +14,9 @@ import httpx
 import psycopg2
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from scripts import devstack
 
-import devstack  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES = devstack.SERVICES
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from saga import DeletionStep, RestoreStep
-from tests.e2e.conftest import register, unique_email
 from tests.stack import Stack, wait_until
+from tests.utils.registration import register, unique_email
 
 PASSWORD = "correct horse"  # what register() signs up with
 GOODBYE = "Your account is being deleted"

@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from saga import RegistrationStep, TaskName, create_celery_app
-from tests.e2e.conftest import register, saga_of, unique_email, wait_for_saga
 from tests.stack import Stack, wait_until
+from tests.utils.registration import register, saga_of, unique_email, wait_for_saga
 
 ALL_STEPS = [step.value for step in RegistrationStep]
 

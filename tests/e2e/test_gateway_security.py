@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import unique_email
-from tests.stack import Stack, devstack, wait_until
+from scripts import devstack
+from tests.stack import Stack, wait_until
+from tests.utils.registration import unique_email
 
 FLOWER_WRITES = [
     "/flower/api/task/send-task/users.complete_registration",

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import another_users_api
 from tests.stack import Stack
+from tests.utils.processes import another_users_api
 
 MIB = 1024 * 1024
 # Measured here: the API process is charged about 75 MiB idle, 143 MiB at most with one hash at

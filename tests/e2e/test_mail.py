@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.conftest import saga_of, wait_for_saga
 from tests.stack import Stack, wait_until
+from tests.utils.registration import saga_of, wait_for_saga
 
 
 def _gw(system: Stack, path: str) -> str:

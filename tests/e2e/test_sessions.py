@@ -15,8 +15,9 @@ from functools import partial
 
 import httpx
 
-from tests.e2e.conftest import another_users_api, register, unique_email
 from tests.stack import Stack
+from tests.utils.processes import another_users_api
+from tests.utils.registration import register, unique_email
 
 PASSWORD = "correct horse"  # what register() signs up with
 _addresses = itertools.count(random.randrange(0, 60000))

@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from saga import DeletionStep, RestoreStep, SagaKind
-from tests.integration.accounts import PASSWORD, bearer, login, registered, users_client
 from tests.stack import Stack
+from tests.utils.accounts import PASSWORD, bearer, login, registered
+from tests.utils.clients import users_client
 from users_svc import engine, watchdog
 from users_svc.config import get_settings
 from users_svc.db import make_sessionmaker

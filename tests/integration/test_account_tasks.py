@@ -13,8 +13,8 @@ from emails_svc import tasks as emails_tasks
 from emails_svc.tasks import deliver
 from profile_svc import tasks as profile_tasks
 from saga import SagaAborted
-from tests.integration.conftest import Inbox
 from tests.stack import Stack
+from tests.utils.inbox import Inbox
 
 USER = {"user_id": 1, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee"}
 DELETION = USER | {"restore_until": "2030-01-31T12:00:00+00:00"}

@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from saga import DEV_SIGNING_KEY, TokenType, encode_token, new_claims
-from tests.integration.accounts import PASSWORD, bearer, login, registered, users_client
 from tests.stack import Stack
+from tests.utils.accounts import PASSWORD, bearer, login, registered
+from tests.utils.clients import users_client
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from fastapi.testclient import TestClient
 
 from emails_svc import mailer
 from emails_svc.tasks import deliver, forget_address, record_address, send_welcome_email
-from tests.integration.conftest import Inbox
 from tests.stack import Stack
+from tests.utils.inbox import Inbox
 
 PAYLOAD = {"user_id": 1, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee"}
 

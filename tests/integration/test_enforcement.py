@@ -5,7 +5,6 @@ token whose subject is the user addressed, verified locally with the shared key 
 against Redis's revoked token ids.
 """
 
-import importlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,8 +16,9 @@ from fastapi.testclient import TestClient
 from emails_svc.tasks import record_address
 from profile_svc.tasks import create_profile
 from saga import DEV_SIGNING_KEY, TokenType, encode_token, new_claims, revoked_key
-from tests.integration.accounts import bearer, login, registered, users_client
 from tests.stack import Stack
+from tests.utils.accounts import bearer, login, registered
+from tests.utils.clients import emails_client, profile_client, users_client
 
 
 def _user(user_id: int) -> dict[str, object]:
@@ -30,26 +30,20 @@ def _token(user_id: int, typ: TokenType = TokenType.ACCESS, ttl: int = 60, key: 
     return encode_token(key, new_claims(typ, user_id, ttl, int(time.time()), family=family))
 
 
-def _client(module: str, **overrides: object) -> Iterator[TestClient]:
-    service = importlib.import_module(f"{module}.main")
-    config = importlib.import_module(f"{module}.config")
-    settings = config.get_settings().model_copy(update=overrides)
-    with TestClient(service.create_app(settings), raise_server_exceptions=False) as client:
-        yield client
-
-
 @pytest.fixture
 def guarded_profile(clean: Stack) -> Iterator[TestClient]:
     for user_id in (1, 2):
         create_profile.run(str(uuid.uuid4()), _user(user_id))
-    yield from _client("profile_svc", require_access_token=True)
+    with profile_client(require_access_token=True) as client:
+        yield client
 
 
 @pytest.fixture
 def guarded_emails(clean: Stack) -> Iterator[TestClient]:
     for user_id in (1, 2):
         record_address.run(str(uuid.uuid4()), _user(user_id))
-    yield from _client("emails_svc", require_access_token=True)
+    with emails_client(require_access_token=True) as client:
+        yield client
 
 
 PROFILE_CALLS = [

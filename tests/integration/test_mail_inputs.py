@@ -11,12 +11,11 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from emails_svc import mailer
-from emails_svc.config import get_settings as emails_settings
-from emails_svc.main import create_app as emails_app
 from emails_svc.tasks import deliver, record_address, send_welcome_email
-from tests.integration.accounts import PASSWORD, bearer, login, registered
-from tests.integration.conftest import Inbox
 from tests.stack import Stack
+from tests.utils.accounts import PASSWORD, bearer, login, registered
+from tests.utils.clients import emails_client
+from tests.utils.inbox import Inbox
 
 NON_ASCII_LOCAL = "jörg.müller@example.com"
 IDN_DOMAIN = "ann@bücher.example.com"
@@ -186,8 +185,7 @@ def test_a_saga_bringing_an_address_no_mail_can_be_written_to_fails_its_step(cle
 
 @pytest.fixture
 def throttled_emails() -> Iterator[TestClient]:
-    settings = emails_settings().model_copy(update={"send_rate_per_address": "5/hour", "send_rate_per_recipient": "3/hour"})
-    with TestClient(emails_app(settings), raise_server_exceptions=False) as client:
+    with emails_client(send_rate_per_address="5/hour", send_rate_per_recipient="3/hour") as client:
         yield client
 
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from saga import DEV_SIGNING_KEY, STARTUP_FAILURE, TokenType, encode_token, new_claims
-from tests.integration.accounts import bearer
 from tests.stack import ROOT, Stack, wait_until
+from tests.utils.accounts import bearer
 
 # The keys the repository writes down (the development default) or its tests build.
 REPOSITORY_KEYS = [DEV_SIGNING_KEY, "k" * 32, "o" * 32, "s" * 40]

@@ -5,7 +5,6 @@ tokens, as they do with enforcement on. The concurrent versions run against the 
 in tests/e2e/test_sessions.py.
 """
 
-import importlib
 import uuid
 from collections.abc import Iterator
 
@@ -14,15 +13,9 @@ from fastapi.testclient import TestClient
 
 from emails_svc.tasks import record_address
 from profile_svc.tasks import create_profile
-from tests.integration.accounts import PASSWORD, bearer, login, registered, users_client
 from tests.stack import Stack
-
-
-def _client(module: str, **overrides: object) -> Iterator[TestClient]:
-    service = importlib.import_module(f"{module}.main")
-    settings = importlib.import_module(f"{module}.config").get_settings().model_copy(update=overrides)
-    with TestClient(service.create_app(settings), raise_server_exceptions=False) as client:
-        yield client
+from tests.utils.accounts import PASSWORD, bearer, login, registered
+from tests.utils.clients import emails_client, profile_client, users_client
 
 
 @pytest.fixture
@@ -33,12 +26,14 @@ def users(clean: Stack) -> Iterator[TestClient]:
 
 @pytest.fixture
 def profile(clean: Stack) -> Iterator[TestClient]:
-    yield from _client("profile_svc", require_access_token=True)
+    with profile_client(require_access_token=True) as client:
+        yield client
 
 
 @pytest.fixture
 def emails(clean: Stack) -> Iterator[TestClient]:
-    yield from _client("emails_svc", require_access_token=True)
+    with emails_client(require_access_token=True) as client:
+        yield client
 
 
 def _signed_up(users: TestClient, stack: Stack) -> int:

@@ -1,19 +1,10 @@
-"""Helpers for the accounts tests: a users app with cheap hashes, registered users, logins."""
+"""Accounts in the users app in process: registered users, logins, tokens in headers."""
 
 from fastapi.testclient import TestClient
 
 from tests.stack import Stack
-from users_svc.config import get_settings
-from users_svc.main import create_app
 
 PASSWORD = "correct horse"
-CHEAP_HASHES = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 8192}
-
-
-def users_client(**overrides: object) -> TestClient:
-    # No workers run in integration tests, so sagas never finish: don't wait for them.
-    settings = get_settings().model_copy(update={"register_wait_seconds": 0.05, **CHEAP_HASHES, **overrides})
-    return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
 def registered(users: TestClient, stack: Stack, email: str = "ann@example.com", *, status: str = "completed") -> int:
