@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import devstack  # noqa: E402
 
-from saga import DeletionStep, PurgeStep, SagaKind, Step  # noqa: E402
+from saga import DeletionStep, PurgeStep, RegistrationStep, SagaKind  # noqa: E402
 
 HISTORY_DAYS = 730
 RESTORE_DAYS = 30  # accounts deleted longer ago than this were purged
@@ -101,7 +101,7 @@ def users_sql(password_hash: str) -> list[str]:
     )
     return [
         account,
-        *_saga_sql(SagaKind.REGISTRATION, list(Step), "t", "true"),
+        *_saga_sql(SagaKind.REGISTRATION, list(RegistrationStep), "t", "true"),
         *_saga_sql(SagaKind.DELETION, list(DeletionStep), DELETED_AT, "deleted"),
         *_saga_sql(SagaKind.PURGE, list(PurgeStep), PURGE_AFTER, "purged"),
     ]
@@ -121,7 +121,7 @@ def profile_sql() -> list[str]:
         f"CASE WHEN deleted THEN {DELETED_AT} END, t, t FROM ({USERS}) u WHERE NOT purged",
         "INSERT INTO subscription (user_id, plan, created_at) "
         f"SELECT i, 'basic', t + interval '1 minute' FROM ({USERS}) u WHERE NOT purged AND i %% {SUBSCRIBED_EVERY} = 0",
-        _ledger_sql(SagaKind.REGISTRATION, Step.CREATE_PROFILE, "t", "true"),
+        _ledger_sql(SagaKind.REGISTRATION, RegistrationStep.CREATE_PROFILE, "t", "true"),
         _ledger_sql(SagaKind.DELETION, DeletionStep.ARCHIVE_PROFILE, DELETED_AT, "deleted"),
     ]
 
@@ -147,7 +147,7 @@ def emails_sql(welcome: tuple[str, str], goodbye: tuple[str, str]) -> list[str]:
         # A purge deletes every message to the user; the others keep theirs.
         message(SagaKind.REGISTRATION, "welcome", WELCOME_SUBJECT, welcome, "t + interval '10 ms'", "NOT purged"),
         message(SagaKind.DELETION, "goodbye", GOODBYE_SUBJECT, goodbye, DELETED_AT, "deleted AND NOT purged"),
-        _ledger_sql(SagaKind.REGISTRATION, Step.RECORD_ADDRESS, "t", "true"),
+        _ledger_sql(SagaKind.REGISTRATION, RegistrationStep.RECORD_ADDRESS, "t", "true"),
         _ledger_sql(SagaKind.DELETION, DeletionStep.ERASE_ADDRESS, DELETED_AT, "deleted"),
     ]
 
