@@ -177,7 +177,7 @@ check_tls() {
   redirect=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://127.0.0.1/v1/users/1)
   [ "$redirect" = "308 https://127.0.0.1/v1/users/1" ] || die "plain HTTP was not redirected to HTTPS: $redirect"
   [ "$(status_of http://127.0.0.1/healthz)" = 200 ] || die "the health probe is not answered over plain HTTP"
-  say "HTTPS: 200 with HSTS through the gateway with a self-signed certificate; plain HTTP 308 to HTTPS; /healthz plain 200"
+  say "HTTPS: the users API answers (401, tokens required) with HSTS through the gateway with a self-signed certificate; plain HTTP 308 to HTTPS; /healthz plain 200"
 }
 
 case "${1:-}" in
