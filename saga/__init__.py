@@ -6,7 +6,7 @@ from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
 from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
-from ._relay import drain, run_relay
+from ._relay import drain, publish_rows, run_relay
 from ._sagas import DELETION, PURGE, REGISTRATION, RESTORE, SAGAS
 from ._service import (
     RequestIdMiddleware,
@@ -100,6 +100,7 @@ __all__ = [
     "new_claims",
     "password_in_url",
     "per_worker_process",
+    "publish_rows",
     "queue_of",
     "refuse_weak_secrets",
     "revoked_family_key",

@@ -4,13 +4,42 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from ._service import configure_logging
 
 log = logging.getLogger("saga.relay")
 
 BATCH = 100
+
+
+class _Publishable(Protocol):
+    published_at: datetime | None
+
+
+Row = TypeVar("Row", bound=_Publishable)
+
+
+def publish_rows(session: Session, unpublished: Select[Row], publish: Callable[[Row], None], describe: Callable[[Row], str]) -> int:
+    """Publish each unpublished outbox row and mark it; stop at the first broker error and keep the rest.
+
+    Rows are locked with SKIP LOCKED, so a fast path and a relay never publish the same row at once.
+    """
+    published = 0
+    for row in session.scalars(unpublished.with_for_update(skip_locked=True)).all():
+        try:
+            publish(row)
+        except Exception as exc:  # broker down: the relay tries again
+            log.warning("%s publish failed, will retry: %r", describe(row), exc)
+            break
+        row.published_at = datetime.now(UTC)
+        published += 1
+    return published
 
 
 def drain(publish: Callable[[int], int], batch: int = BATCH) -> None:

@@ -6,7 +6,6 @@ the two never publish the same message at once. A message names what to publish,
 saga's declaration and its effects' payload say how.
 """
 
-import logging
 import uuid
 
 from celery import Celery
@@ -14,11 +13,11 @@ from celery.canvas import Signature
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .effects import EFFECTS
-from .engine import declaration_of, now
-from .models import OutboxKind, OutboxMessage, Saga, UserAccount
+from saga import publish_rows
 
-log = logging.getLogger(__name__)
+from .effects import EFFECTS
+from .engine import declaration_of
+from .models import OutboxKind, OutboxMessage, Saga, UserAccount
 
 
 def signature(session: Session, app: Celery, message: OutboxMessage) -> Signature:
@@ -37,17 +36,13 @@ def signature(session: Session, app: Celery, message: OutboxMessage) -> Signatur
 
 def publish_outbox(make_session: sessionmaker[Session], app: Celery, saga_id: uuid.UUID | None = None, limit: int = 100) -> int:
     """Publish unpublished outbox messages; stop at the first broker error and keep the rest."""
-    published = 0
     with make_session.begin() as session:
         query = select(OutboxMessage).where(OutboxMessage.published_at.is_(None)).order_by(OutboxMessage.id).limit(limit)
         if saga_id is not None:
             query = query.where(OutboxMessage.saga_id == saga_id)
-        for message in session.scalars(query.with_for_update(skip_locked=True)).all():
-            try:
-                signature(session, app, message).apply_async(retry=False)
-            except Exception as exc:  # broker down: the relay tries again
-                log.warning("saga=%s outbox publish failed, will retry: %r", message.saga_id, exc)
-                break
-            message.published_at = now()
-            published += 1
-    return published
+        return publish_rows(
+            session,
+            query,
+            lambda message: signature(session, app, message).apply_async(retry=False),
+            lambda message: f"saga={message.saga_id} outbox",
+        )
