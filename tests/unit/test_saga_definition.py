@@ -80,7 +80,12 @@ def test_queues_follow_the_task_name_prefix_and_mail_delivery_has_its_own() -> N
 
 @pytest.mark.parametrize(
     ("name", "queue"),
-    [(TaskName.DELIVER_MESSAGE, "mail"), (TaskName.SEND_WELCOME_EMAIL, "mail"), (TaskName.RECORD_ADDRESS, "emails"), (TaskName.ERASE_ADDRESS, "emails")],
+    [
+        (TaskName.DELIVER_MESSAGE, "mail"),
+        (TaskName.SEND_WELCOME_EMAIL, "mail"),
+        (TaskName.RECORD_ADDRESS, "emails"),
+        (TaskName.ERASE_ADDRESS, "emails"),
+    ],
 )
 def test_a_task_sent_by_name_is_routed_to_its_queue(app: Celery, name: str, queue: str) -> None:
     assert app.amqp.router.route({}, str(name))["queue"].name == queue
