@@ -1,6 +1,11 @@
-"""The emails worker: records and forgets addresses for the sagas, and delivers mail over SMTP.
+"""The emails service's tasks: its saga steps (recording and forgetting addresses, storing the
+goodbye mail) on the ``emails`` queue, and mail delivery over SMTP on the ``mail`` queue.
 
-Run: celery -A emails_svc.tasks worker -Q emails
+Run: celery -A emails_svc.tasks worker -Q emails   (the saga steps)
+     celery -A emails_svc.tasks worker -Q mail     (delivery: a slow SMTP server holds only these workers)
+
+Both workers load every task: the emails worker still delivers the messages an older release
+queued on ``emails`` (docs/architecture.md, "Deploys").
 """
 
 import logging

@@ -7,6 +7,9 @@ class Queue(StrEnum):
     USERS = "users"
     PROFILE = "profile"
     EMAILS = "emails"
+    # The emails service's mail deliveries, on their own workers: an SMTP server that hangs holds
+    # these, never the service's saga steps (docs/architecture.md, "Queues").
+    MAIL = "mail"
 
 
 class RegistrationStep(StrEnum):
@@ -84,6 +87,13 @@ class TaskName(StrEnum):
     PURGE_ADDRESS = "emails.purge_address"
 
 
+# Tasks that wait on something outside the system run on a queue of their own, apart from their service's.
+_OWN_QUEUE: dict[str, Queue] = {
+    TaskName.SEND_WELCOME_EMAIL: Queue.MAIL,
+    TaskName.DELIVER_MESSAGE: Queue.MAIL,
+}
+
+
 def queue_of(task_name: str) -> Queue:
-    """A task runs on the queue of the service that owns it (its name's prefix)."""
-    return Queue(task_name.split(".", 1)[0])
+    """A task runs on the queue of the service that owns it (its name's prefix), or on its own (``_OWN_QUEUE``)."""
+    return _OWN_QUEUE.get(task_name) or Queue(task_name.split(".", 1)[0])

@@ -103,13 +103,13 @@ all_healthy() {
 flower_page_lists_workers() {
   local page q
   page=$(curl -fsS "$1") || return 1
-  for q in users profile emails; do grep -q "$q@" <<<"$page" || return 1; done
+  for q in users profile emails mail; do grep -q "$q@" <<<"$page" || return 1; done
 }
 # Asks Flower to inspect the workers again (its dashboard's refresh), then reads the queues.
 flower_broker_lists_queues() {
   local page q
   curl -fsS -o /dev/null "http://127.0.0.1:5555/flower/?refresh=1" && page=$(curl -fsS http://127.0.0.1:5555/flower/broker) || return 1
-  for q in users profile emails; do grep -q "<td>$q</td>" <<<"$page" || return 1; done
+  for q in users profile emails mail; do grep -q "<td>$q</td>" <<<"$page" || return 1; done
 }
 flower_api_lists_workers() { curl -fsS -u "$1" "http://127.0.0.1/flower/api/workers?refresh=1" | "${CHECK[@]}" flower-workers "$2"; }
 
@@ -200,8 +200,8 @@ scripts/smoke.sh dev || die "scripts/smoke.sh dev"
 for url in http://127.0.0.1:5555/flower/ http://127.0.0.1:8080/flower/; do
   poll 60 "Flower at $url listing a worker of each queue" flower_page_lists_workers "$url"
 done
-poll 30 "Flower's broker page listing the three service queues" flower_broker_lists_queues
-say "Flower: answers on :5555/flower/ and through the gateway, with the three workers and queues"
+poll 30 "Flower's broker page listing the four queues" flower_broker_lists_queues
+say "Flower: answers on :5555/flower/ and through the gateway, with the four workers and queues"
 dc down -v --remove-orphans
 FILE=""
 
@@ -214,7 +214,7 @@ ENV_FILE=$WORK/prod.env
 FILE=docker-compose-prod.yml
 say "== $FILE"
 bring_up
-dc up -d --no-build --scale users-worker=2 --scale profile-worker=2 --scale emails-worker=2
+dc up -d --no-build --scale users-worker=2 --scale profile-worker=2 --scale emails-worker=2 --scale emails-mail-worker=2
 poll "$TIMEOUT" "every container healthy after scaling the workers to 2" all_healthy
 published=$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Ports}}' | grep -- '->' || true)
 if [ "$(echo "$published" | grep -c .)" != 1 ] || [[ $published != *gateway*:80-\>80/tcp* ]]; then
@@ -235,7 +235,7 @@ status=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/flower/)
 [ "$status" = 401 ] || die "Flower through the gateway without credentials answered $status, expected 401"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -u "$auth" http://127.0.0.1/flower/)" = 200 ] || die "Flower with credentials did not answer 200"
 poll 60 "Flower's API listing two workers on each queue" flower_api_lists_workers "$auth" 2
-say "Flower: 401 without credentials, 200 with them, six workers seen through the gateway"
+say "Flower: 401 without credentials, 200 with them, eight workers seen through the gateway"
 ENV_FILE="$ENV_FILE" "${PROD[@]}" check
 dc down -v --remove-orphans
 FILE=""

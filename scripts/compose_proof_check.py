@@ -4,7 +4,7 @@ it runs on the host; scripts/smoke_check.py checks the contract's calls and the 
 
     compose_proof_check.py gateway BASE_URL      nginx's own answers: JSON 404 and 413, X-Request-ID
     compose_proof_check.py flower-workers N < WORKERS_JSON   Flower's /api/workers lists N live
-                                                 workers on each service queue
+                                                 workers on each queue
     compose_proof_check.py tokens BASE_URL       (tokens required) an access token signed with any
                                                  key found in the repository is refused by every
                                                  service; a genuine one (the contract's user 1) is not
@@ -27,7 +27,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-QUEUES = ("users", "profile", "emails")
+QUEUES = ("users", "profile", "emails", "mail")
 
 
 class Failed(Exception):

@@ -3,8 +3,11 @@
 Before every saga was declared alike, the registration's compensations and its welcome step took
 ``(saga_id, user_id)`` and its compensation chains ended with ``users.fail_registration``. Those
 chains are built here by task name, as that release built them, and published to the real workers.
+Before mail delivery had a queue of its own, the welcome step and ``emails.deliver_message`` were
+queued on ``emails``, as these chains still do.
 """
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -13,8 +16,9 @@ from celery import Celery, chain
 from celery.canvas import Signature
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import RegistrationStep, SagaKind, create_celery_app
-from tests.stack import Stack
+from saga import RegistrationStep, SagaKind, TaskName, create_celery_app
+from tests.stack import Stack, wait_until
+from tests.utils.processes import stopped
 from tests.utils.registration import saga_of, unique_email, wait_for_saga
 from users_svc import engine
 from users_svc.config import get_settings
@@ -114,3 +118,36 @@ def test_a_registration_queued_by_the_old_release_compensates_with_the_old_shape
     assert system.query("emails", "SELECT count(*) FROM recipient WHERE user_id = %s", user_id) == [(0,)]
     assert system.query("users", "SELECT registration_status FROM user_account WHERE id = %s", user_id) == [("failed",)]
     assert saga_of(client, system, saga_id)["status"] == "failed"
+
+
+def _unqueue_delivery(system: Stack, message_id: int) -> None:
+    """Take the delivery of message ``message_id`` off the mail queue, as if it had never been put there."""
+    for raw in system.redis().lrange("mail", 0, -1):
+        headers = json.loads(raw)["headers"]
+        if (headers["task"], headers["argsrepr"]) == (TaskName.DELIVER_MESSAGE, f"({message_id},)"):
+            assert system.redis().lrem("mail", 1, raw) == 1
+            return
+    raise AssertionError(f"no delivery of message {message_id} on the mail queue")
+
+
+def test_mail_the_old_release_queued_on_the_emails_queue_is_delivered_once(
+    system: Stack, client: httpx.Client, sessions: sessionmaker[Session]
+) -> None:
+    email = unique_email("old-route")
+    app = create_celery_app("test", system.config.broker_url)
+    with stopped(system, "emails-mail-worker"):  # the emails worker alone runs what waits on emails
+        saga_id, user_id = _registration_published_the_old_way(system, sessions, email)  # its welcome step on emails
+        wait_for_saga(client, system, saga_id, "completed")
+        wait_until(lambda: system.mail_to(email), what="the welcome mail")
+
+        sent = client.post(system.url("emails", "/v1/emails/send/"), json={"user_id": user_id, "subject": "Old route", "body": "b"})
+        assert sent.status_code == 202, sent.text
+        # The old release published the delivery on emails, not on mail.
+        _unqueue_delivery(system, sent.json()["id"])
+        app.send_task(str(TaskName.DELIVER_MESSAGE), args=(sent.json()["id"],), queue="emails")
+        message = wait_until(
+            lambda: (m := client.get(system.url("emails", sent.headers["Location"])).json())["status"] == "sent" and m,
+            what="the mail queued on emails to be sent",
+        )
+    assert message["attempts"] == 1  # type: ignore[index]
+    assert sorted(m["Content"]["Headers"]["Subject"][0] for m in system.mail_to(email)) == ["Old route", "Welcome aboard"]

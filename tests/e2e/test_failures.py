@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from saga import RegistrationStep, TaskName, create_celery_app
+from saga import Queue, RegistrationStep, TaskName, create_celery_app
 from tests.stack import Stack, wait_until
 from tests.utils.registration import register, saga_of, unique_email, wait_for_saga
 
@@ -169,7 +169,7 @@ def test_every_step_delivered_twice_has_one_effect(system: Stack, client: httpx.
         app.send_task(TaskName.CREATE_PROFILE, args=(saga_id, payload), queue="profile"),
         app.send_task(TaskName.RECORD_ADDRESS, args=(saga_id, payload), queue="emails"),
         app.send_task(TaskName.COMPLETE_REGISTRATION, args=(saga_id,), queue="users"),
-        app.send_task(TaskName.SEND_WELCOME_EMAIL, args=(saga_id, user_id), queue="emails"),
+        app.send_task(TaskName.SEND_WELCOME_EMAIL, args=(saga_id, user_id), queue="mail"),
     ]
     system.query("users", "INSERT INTO outbox_message (saga_id, kind) VALUES (%s, 'start')", saga_id)
     wait_until(
@@ -238,7 +238,7 @@ def _wait_for_queues_to_drain(system: Stack, leftovers: set[bytes]) -> None:
 
     def drained() -> bool:
         in_flight = set(client.hkeys("unacked")) - leftovers
-        return all(client.llen(queue) == 0 for queue in ("users", "profile", "emails")) and not in_flight
+        return all(client.llen(queue) == 0 for queue in Queue) and not in_flight
 
     # Drained on three polls in a row: a finishing step may still publish its follow-up.
     polls: list[bool] = []

@@ -103,7 +103,7 @@ def test_the_goodbye_mail_is_queued_once_per_saga_and_delivered(emails: TestClie
     emails_tasks.send_goodbye_email.run(deletion, DELETION)
     [(message_id, kind, published)] = clean.query("emails", "SELECT id, kind, published_at IS NOT NULL FROM message")
     assert (kind, published) == ("goodbye", True)
-    assert clean.redis().llen("emails") == 1  # its delivery, published through the outbox
+    assert clean.redis().llen("mail") == 1  # its delivery, published through the outbox
 
     deliver(message_id)  # what the deliver_message task does
     [mail] = smtp.messages

@@ -12,13 +12,14 @@ from tests.utils.inbox import Inbox
 PAYLOAD = {"user_id": 1, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee"}
 
 
-def test_send_queues_a_message_on_the_emails_queue(emails: TestClient, clean: Stack) -> None:
+def test_send_queues_a_message_on_the_mail_queue(emails: TestClient, clean: Stack) -> None:
     record_address.run(str(uuid.uuid4()), PAYLOAD)
     response = emails.post("/v1/emails/send/", json={"user_id": 1, "subject": "Hello", "body": "Hi there!"})
     assert response.status_code == 202
     assert response.json()["status"] == "queued"
     assert response.json()["to_address"] == "ann@example.com"
-    assert clean.redis().llen("emails") == 1
+    # Its delivery waits on the mail queue, apart from the saga steps on the emails queue.
+    assert (clean.redis().llen("mail"), clean.redis().llen("emails")) == (1, 0)
     assert emails.get(response.headers["Location"]).json()["id"] == response.json()["id"]
 
 

@@ -17,7 +17,7 @@ def test_registration_is_recorded_and_its_saga_queued_on_the_profile_queue(users
     assert response.headers["Location"] == body["saga"]["url"] == f"/v1/register/{body['saga']['id']}"
     # The chain's first step sits on the profile service's queue, and nowhere else.
     assert clean.redis().llen("profile") == 1
-    assert clean.redis().llen("users") == clean.redis().llen("emails") == 0
+    assert clean.redis().llen("users") == clean.redis().llen("emails") == clean.redis().llen("mail") == 0
     assert clean.query("users", "SELECT count(*) FROM outbox_message WHERE published_at IS NULL") == [(0,)]
 
     saga = users.get(body["saga"]["url"]).json()

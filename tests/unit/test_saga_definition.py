@@ -27,7 +27,7 @@ def test_steps_run_in_order_on_their_owners_queues(app: Celery) -> None:
         TaskName.SEND_WELCOME_EMAIL,
         TaskName.RECORD_STEP_EVENT,
     ]
-    assert [task.options["queue"] for task in saga.tasks] == ["profile", "emails", "users", "emails", "users"]
+    assert [task.options["queue"] for task in saga.tasks] == ["profile", "emails", "users", "mail", "users"]
 
 
 def test_step_task_ids_are_deterministic(app: Celery) -> None:
@@ -71,8 +71,24 @@ def test_the_errback_attached_to_a_step_is_its_compensation_chain(app: Celery) -
     )
 
 
-def test_queues_follow_the_task_name_prefix() -> None:
+def test_queues_follow_the_task_name_prefix_and_mail_delivery_has_its_own() -> None:
     assert {queue_of(name) for name in TaskName} == set(Queue)
+    mail = {name for name in TaskName if queue_of(name) == Queue.MAIL}
+    assert mail == {TaskName.SEND_WELCOME_EMAIL, TaskName.DELIVER_MESSAGE}
+    assert all(queue_of(name) == Queue(name.split(".")[0]) for name in set(TaskName) - mail)
+
+
+@pytest.mark.parametrize(
+    ("name", "queue"),
+    [
+        (TaskName.DELIVER_MESSAGE, "mail"),
+        (TaskName.SEND_WELCOME_EMAIL, "mail"),
+        (TaskName.RECORD_ADDRESS, "emails"),
+        (TaskName.ERASE_ADDRESS, "emails"),
+    ],
+)
+def test_a_task_sent_by_name_is_routed_to_its_queue(app: Celery, name: str, queue: str) -> None:
+    assert app.amqp.router.route({}, str(name))["queue"].name == queue
 
 
 def test_app_is_configured_for_at_least_once_delivery(app: Celery) -> None:

@@ -28,3 +28,29 @@ def another_users_api(
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@contextmanager
+def stopped(stack: Stack, name: str) -> Iterator[None]:
+    """One of the stack's processes stopped for a while (as between two releases), then started again."""
+    stack.stop(name)
+    try:
+        yield
+    finally:
+        stack.start(name)
+
+
+@contextmanager
+def restarted_with(stack: Stack, name: str, settings: dict[str, str]) -> Iterator[None]:
+    """One of the stack's processes running with other settings for a while, then as it was."""
+    stack.stop(name)
+    saved = dict(stack.env)
+    stack.env.update(settings)
+    try:
+        stack.start(name)
+        yield
+    finally:
+        stack.stop(name)
+        stack.env.clear()
+        stack.env.update(saved)
+        stack.start(name)
