@@ -13,10 +13,11 @@ from saga import InvalidToken, SagaKind, TokenType, decode_token, unauthorized
 
 from . import engine, outbox
 from .api import BUSY, client_address, saga_ref, throttle
-from .auth import LoginLimiter, RefreshReused, TokenPair, TokenStore
+from .auth import RefreshReused, TokenPair, TokenStore
 from .deps import INVALID_TOKEN, AccessClaims, CurrentUser, ReadSessionDep, SessionDep, can_log_in
 from .models import AccountStatus, RegistrationSaga, RegistrationStatus, Saga, SagaStatus, UserAccount
 from .schemas import ErrorOut, LoginRequest, LogoutRequest, MeUpdate, RefreshRequest, Responses, SagaRef, TokenOut, UserOut
+from .throttle import LoginLimiter
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["accounts"])

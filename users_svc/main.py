@@ -21,11 +21,12 @@ from saga import (
 )
 
 from . import accounts, api
-from .auth import LoginLimiter, RequestThrottle, TokenStore
+from .auth import TokenStore
 from .config import Settings, get_settings
 from .db import make_sessionmaker, reads_of
 from .hashing import MIB, HashSlots, hash_concurrency, read_resources
 from .tasks import celery_app
+from .throttle import LoginLimiter, RequestThrottle
 
 log = logging.getLogger(__name__)
 
