@@ -13,14 +13,16 @@ from saga import (
     add_probes,
     broker_ready,
     configure_logging,
+    create_celery_app,
     database_ready,
+    dispose,
+    make_sessionmaker,
+    reads_of,
     token_security,
 )
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker, reads_of
-from .tasks import celery_app
 from .throttle import SendThrottle
 
 
@@ -33,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(settings.database_url)
         app.state.reads = reads_of(app.state.sessions)
-        app.state.celery = celery_app
+        # The producer the API publishes deliveries with: the broker of these settings.
+        app.state.celery = create_celery_app("emails", settings.broker_url)
         app.state.send_throttle = SendThrottle(settings.broker_url, settings.send_rate_per_address, settings.send_rate_per_recipient)
         app.state.token_verifier = None
         token_state = None
@@ -44,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if token_state is not None:
             token_state.close()
         app.state.send_throttle.close()
-        app.state.sessions.kw["bind"].dispose()
+        app.state.celery.close()
+        dispose(app.state.sessions)
 
     app = FastAPI(title="emails", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The bearer scheme is in the OpenAPI docs only when tokens are required.

@@ -14,12 +14,14 @@ from saga import (
     broker_ready,
     configure_logging,
     database_ready,
+    dispose,
+    make_sessionmaker,
+    reads_of,
     token_security,
 )
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker, reads_of
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
         app.state.sessions = make_sessionmaker(settings.database_url)
         app.state.reads = reads_of(app.state.sessions)
         app.state.token_verifier = None
@@ -38,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if token_state is not None:
             token_state.close()
-        app.state.sessions.kw["bind"].dispose()
+        dispose(app.state.sessions)
 
     app = FastAPI(title="profile", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The bearer scheme is in the OpenAPI docs only when tokens are required.

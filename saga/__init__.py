@@ -1,7 +1,19 @@
 """What crosses service boundaries: the Celery app, queue and task names, payloads, the sagas, tokens."""
 
 from ._app import create_celery_app, per_worker_process
+from ._db import (
+    ReadSessionDep,
+    ReadSessionFactoryDep,
+    SessionDep,
+    SessionFactoryDep,
+    dispose,
+    get_read_session,
+    get_session,
+    make_sessionmaker,
+    reads_of,
+)
 from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
+from ._deps import CeleryDep, ClientAddress, client_address
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
 from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
@@ -53,7 +65,9 @@ __all__ = [
     "TRANSIENT_FAULTS",
     "AccessTokenVerifier",
     "BearerCredentials",
+    "CeleryDep",
     "Claims",
+    "ClientAddress",
     "DeletionPayload",
     "DeletionStep",
     "InjectedFault",
@@ -64,6 +78,8 @@ __all__ = [
     "PurgePayload",
     "PurgeStep",
     "Queue",
+    "ReadSessionDep",
+    "ReadSessionFactoryDep",
     "RegistrationPayload",
     "RegistrationStep",
     "RequestIdMiddleware",
@@ -76,6 +92,8 @@ __all__ = [
     "SagaTask",
     "Secret",
     "SecretKind",
+    "SessionDep",
+    "SessionFactoryDep",
     "SingleLine",
     "StepLedgerMixin",
     "StepTask",
@@ -87,21 +105,27 @@ __all__ = [
     "add_probes",
     "broker_ready",
     "claim_step",
+    "client_address",
     "compensate_step",
     "configure_logging",
     "create_celery_app",
     "database_ready",
     "decode_token",
+    "dispose",
     "drain",
     "encode_token",
     "ensure_owner",
     "failpoint",
+    "get_read_session",
+    "get_session",
     "load_settings",
+    "make_sessionmaker",
     "new_claims",
     "password_in_url",
     "per_worker_process",
     "publish_rows",
     "queue_of",
+    "reads_of",
     "refuse_weak_secrets",
     "revoked_family_key",
     "revoked_key",

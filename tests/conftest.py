@@ -1,19 +1,24 @@
 """Every test sees the test stack's settings; integration and e2e tests also start its servers."""
 
-import os
+from collections.abc import Iterator
 
 import pytest
 
 from tests.stack import Stack
 
-# Before any service module is imported: their settings are read from the environment.
 _stack = Stack()
-os.environ.update({k: v for k, v in _stack.env.items() if k != "PATH"})
 
 
-@pytest.fixture(scope="session")
-def stack() -> Stack:
-    return _stack
+@pytest.fixture(scope="session", autouse=True)
+def stack() -> Iterator[Stack]:
+    """The test stack. Its settings are in the environment while tests run: the worker code that
+    integration tests call in process reads them there, as a worker does when it starts. (The APIs
+    take theirs from ``create_app(settings)``; no module reads the environment when imported.)"""
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in _stack.env.items():
+            if name != "PATH":
+                environment.setenv(name, value)
+        yield _stack
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,24 @@
+"""Dependencies every service's API declares alike: the client's address and the Celery producer."""
+
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+
+
+def client_address(request: Request) -> str:
+    # Behind the gateway uvicorn sets this from X-Forwarded-For (--proxy-headers, trusted
+    # proxies from FORWARDED_ALLOW_IPS), so it is the caller's address, not nginx's.
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+def get_celery(request: Request) -> Celery:
+    """The producer the API publishes with, built in its lifespan from the settings ``create_app`` was given."""
+    celery: Celery = request.app.state.celery
+    return celery
+
+
+CeleryDep = Annotated[Celery, Depends(get_celery)]
