@@ -1,6 +1,6 @@
 """Every test sees the test stack's settings; integration and e2e tests also start its servers."""
 
-from collections.abc import Iterator
+import os
 
 import pytest
 
@@ -9,16 +9,16 @@ from tests.stack import Stack
 _stack = Stack()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def stack() -> Iterator[Stack]:
-    """The test stack. Its settings are in the environment while tests run: the worker code that
-    integration tests call in process reads them there, as a worker does when it starts. (The APIs
-    take theirs from ``create_app(settings)``; no module reads the environment when imported.)"""
-    with pytest.MonkeyPatch.context() as environment:
-        for name, value in _stack.env.items():
-            if name != "PATH":
-                environment.setenv(name, value)
-        yield _stack
+def pytest_configure(config: pytest.Config) -> None:
+    """The stack's settings in the environment, as a worker has them when it starts: integration
+    tests call worker tasks in process, and collecting them configures the workers' Celery apps.
+    (The APIs take theirs from ``create_app(settings)``; no module reads the environment when imported.)"""
+    os.environ.update({k: v for k, v in _stack.env.items() if k != "PATH"})
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return _stack
 
 
 @pytest.fixture(scope="session")
