@@ -2,6 +2,7 @@
 
 from ._app import create_celery_app, per_worker_process
 from ._db import (
+    NAMING_CONVENTION,
     ReadSessionDep,
     ReadSessionFactoryDep,
     SessionDep,
@@ -11,6 +12,7 @@ from ._db import (
     get_session,
     make_sessionmaker,
     reads_of,
+    session_pools,
 )
 from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
 from ._deps import CeleryDep, ClientAddress, client_address
@@ -24,6 +26,7 @@ from ._service import (
     RequestIdMiddleware,
     SingleLine,
     Storable,
+    add_conventions,
     add_error_handlers,
     add_probes,
     broker_ready,
@@ -40,6 +43,7 @@ from ._tokens import (
     InvalidToken,
     TokenSubject,
     TokenType,
+    access_token_verifier,
     decode_token,
     encode_token,
     ensure_owner,
@@ -57,6 +61,7 @@ from ._tokens import (
 __all__ = [
     "DELETION",
     "DEV_SIGNING_KEY",
+    "NAMING_CONVENTION",
     "PURGE",
     "REGISTRATION",
     "RESTORE",
@@ -101,6 +106,8 @@ __all__ = [
     "TaskName",
     "TokenSubject",
     "TokenType",
+    "access_token_verifier",
+    "add_conventions",
     "add_error_handlers",
     "add_probes",
     "broker_ready",
@@ -131,6 +138,7 @@ __all__ = [
     "revoked_key",
     "run_relay",
     "session_ended",
+    "session_pools",
     "step_task_id",
     "subject_if_required",
     "token_security",

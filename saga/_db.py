@@ -5,11 +5,21 @@ Each service's lifespan sets ``app.state.sessions`` (``make_sessionmaker``) and 
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+# Every service's MetaData: constraints and indexes named the same way in each database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def make_sessionmaker(database_url: str) -> sessionmaker[Session]:
@@ -28,6 +38,16 @@ def reads_of(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
 def dispose(sessions: sessionmaker[Session]) -> None:
     """Close the pool's connections (at the end of the lifespan)."""
     sessions.kw["bind"].dispose()
+
+
+@contextmanager
+def session_pools(database_url: str) -> Iterator[tuple[sessionmaker[Session], sessionmaker[Session]]]:
+    """A lifespan's sessions and read sessions (``app.state.sessions`` and ``app.state.reads``), closed at its end."""
+    sessions = make_sessionmaker(database_url)
+    try:
+        yield sessions, reads_of(sessions)
+    finally:
+        dispose(sessions)
 
 
 def get_session(request: Request) -> Iterator[Session]:

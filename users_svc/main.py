@@ -6,20 +6,14 @@ from contextlib import asynccontextmanager
 
 import redis
 from argon2 import PasswordHasher
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from saga import (
     AccessTokenVerifier,
-    RequestIdMiddleware,
-    add_error_handlers,
-    add_probes,
-    broker_ready,
+    add_conventions,
     configure_logging,
     create_celery_app,
-    database_ready,
-    dispose,
-    make_sessionmaker,
-    reads_of,
+    session_pools,
     token_security,
 )
 
@@ -63,8 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.sessions = make_sessionmaker(settings.database_url)
-        app.state.reads = reads_of(app.state.sessions)
         # The producer the API publishes sagas with: the broker of these settings. (The worker's
         # own app, in tasks.py, reads the environment when its worker starts.)
         app.state.celery = create_celery_app("users", settings.broker_url)
@@ -80,10 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.limiter = LoginLimiter(settings, token_state)
         app.state.throttle = RequestThrottle(settings, token_state)
         app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
-        yield
+        with session_pools(settings.database_url) as (app.state.sessions, app.state.reads):
+            yield
         token_state.close()
         app.state.celery.close()
-        dispose(app.state.sessions)
 
     app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
@@ -91,11 +83,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
-    app.add_middleware(RequestIdMiddleware)
-    add_error_handlers(app)
-
-    def checks(request: Request) -> dict[str, bool]:
-        return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(settings.broker_url)}
-
-    add_probes(app, checks)
+    add_conventions(app, settings.broker_url)
     return app
