@@ -17,7 +17,7 @@ from saga import (
     token_security,
 )
 
-from . import accounts, api
+from . import accounts, api, login
 from .auth import TokenStore
 from .config import Settings, get_settings
 from .hashing import MIB, HashSlots, Passwords, hash_concurrency, read_resources
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
+    app.include_router(login.router)
     app.include_router(accounts.router)
     app.include_router(api.router)
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
