@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings ``create_app`` was given."""
     settings: Settings = request.app.state.settings
     return settings
@@ -34,7 +34,7 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_send_throttle(request: Request) -> SendThrottle:
+async def get_send_throttle(request: Request) -> SendThrottle:
     throttle: SendThrottle = request.app.state.send_throttle
     return throttle
 

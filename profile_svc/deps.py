@@ -13,7 +13,7 @@ from .config import Settings
 __all__ = ["ReadSessionDep", "SessionDep", "SettingsDep", "TokenSubject"]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings ``create_app`` was given."""
     settings: Settings = request.app.state.settings
     return settings

@@ -68,7 +68,7 @@ def get_read_session(request: Request) -> Iterator[Session]:
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     """For an endpoint that commits before it answers (then publishes, then waits): its own transactions."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     return sessions
@@ -77,7 +77,7 @@ def get_session_factory(request: Request) -> sessionmaker[Session]:
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 
 
-def get_read_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_read_session_factory(request: Request) -> sessionmaker[Session]:
     """For an endpoint that reads more than once (polling a saga): sessions of the read pool."""
     reads: sessionmaker[Session] = request.app.state.reads
     return reads

@@ -55,7 +55,7 @@ __all__ = [
 INVALID_TOKEN = "invalid or expired token"  # noqa: S105  # a message, not a secret
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings ``create_app`` was given."""
     settings: Settings = request.app.state.settings
     return settings
@@ -78,14 +78,16 @@ class SagaRunner:
         return engine.wait_for_final(self.reads, saga_id, self.wait_seconds)
 
 
-def get_saga_runner(sessions: SessionFactoryDep, reads: ReadSessionFactoryDep, celery: CeleryDep, settings: SettingsDep) -> SagaRunner:
+async def get_saga_runner(
+    sessions: SessionFactoryDep, reads: ReadSessionFactoryDep, celery: CeleryDep, settings: SettingsDep
+) -> SagaRunner:
     return SagaRunner(sessions, reads, celery, settings.register_wait_seconds)
 
 
 SagaRunnerDep = Annotated[SagaRunner, Depends(get_saga_runner)]
 
 
-def get_passwords(request: Request) -> Passwords:
+async def get_passwords(request: Request) -> Passwords:
     passwords: Passwords = request.app.state.passwords
     return passwords
 
@@ -93,7 +95,7 @@ def get_passwords(request: Request) -> Passwords:
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 
 
-def get_token_store(request: Request) -> TokenStore:
+async def get_token_store(request: Request) -> TokenStore:
     tokens: TokenStore = request.app.state.tokens
     return tokens
 
@@ -101,7 +103,7 @@ def get_token_store(request: Request) -> TokenStore:
 TokenStoreDep = Annotated[TokenStore, Depends(get_token_store)]
 
 
-def get_login_limiter(request: Request) -> LoginLimiter:
+async def get_login_limiter(request: Request) -> LoginLimiter:
     limiter: LoginLimiter = request.app.state.limiter
     return limiter
 
@@ -109,7 +111,7 @@ def get_login_limiter(request: Request) -> LoginLimiter:
 LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 
-def get_throttle(request: Request) -> RequestThrottle:
+async def get_throttle(request: Request) -> RequestThrottle:
     throttle: RequestThrottle = request.app.state.throttle
     return throttle
 
