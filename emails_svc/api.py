@@ -1,11 +1,11 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
-from sqlalchemy.orm import Session, sessionmaker
+from fastapi import APIRouter, HTTPException, Path, Response, status
 
-from saga import TokenSubject, ensure_owner
+from saga import ensure_owner
 
 from . import mailer
+from .deps import CeleryDep, ClientAddress, ReadSessionDep, SendThrottleDep, SessionFactoryDep, SettingsDep, TokenSubject
 from .models import DeliveryStatus, Message, MessageKind, Recipient
 from .outbox import publish_pending
 from .schemas import ErrorOut, MessageOut, SendRequest
@@ -25,16 +25,23 @@ THROTTLED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/emails/send/", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut, responses=ERRORS | THROTTLED)
 @router.post("/emails/send", include_in_schema=False, status_code=status.HTTP_202_ACCEPTED)
-def send_email(body: SendRequest, request: Request, response: Response, subject: TokenSubject) -> MessageOut:
+def send_email(
+    body: SendRequest,
+    response: Response,
+    subject: TokenSubject,
+    sessions: SessionFactoryDep,
+    celery: CeleryDep,
+    throttle: SendThrottleDep,
+    address: ClientAddress,
+    settings: SettingsDep,
+) -> MessageOut:
     """Queue a message to a registered user; its delivery state is at the returned URL.
 
     Rate limited per client address and per recipient (EMAILS_SEND_RATE_PER_*): 429 with Retry-After.
     """
     ensure_owner(subject, body.user_id)
-    _throttle(request, body.user_id)
-    make_session: sessionmaker[Session] = request.app.state.sessions
-    sender = request.app.state.settings.mail_from
-    with make_session.begin() as session:
+    _throttle(throttle, address, body.user_id)
+    with sessions.begin() as session:
         recipient = session.get(Recipient, body.user_id)
         if recipient is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
@@ -47,20 +54,16 @@ def send_email(body: SendRequest, request: Request, response: Response, subject:
             body_text=body.body,
             status=DeliveryStatus.QUEUED,
             attempts=0,
-            smtp_message_id=mailer.new_message_id(sender),
+            smtp_message_id=mailer.new_message_id(settings.mail_from),
         )
         session.add(message)
     # Committed: the relay publishes it if this fails.
-    publish_pending(make_session, request.app.state.celery, message_id=message.id)
+    publish_pending(sessions, celery, message_id=message.id)
     response.headers["Location"] = f"/v1/emails/{message.id}"
     return MessageOut.model_validate(message)
 
 
-def _throttle(request: Request, user_id: int) -> None:
-    # Behind the gateway uvicorn sets the client from X-Forwarded-For (trusted proxies from
-    # FORWARDED_ALLOW_IPS), so this is the caller's address, not nginx's.
-    address = request.client.host if request.client else "unknown"
-    throttle: SendThrottle = request.app.state.send_throttle
+def _throttle(throttle: SendThrottle, address: str, user_id: int) -> None:
     retry_after = throttle.retry_after(address, user_id)
     if retry_after is not None:
         raise HTTPException(
@@ -70,9 +73,8 @@ def _throttle(request: Request, user_id: int) -> None:
 
 @router.get("/emails/{message_id:int}", response_model=MessageOut, responses=ERRORS)
 @router.get("/emails/{message_id:int}/", include_in_schema=False)
-def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request, subject: TokenSubject) -> MessageOut:
-    with request.app.state.reads() as session:
-        message = session.get(Message, message_id)
+def get_email(message_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: ReadSessionDep, subject: TokenSubject) -> MessageOut:
+    message = session.get(Message, message_id)
     if message is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "message not found")
     ensure_owner(subject, message.user_id)

@@ -3,57 +3,37 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
-from saga import (
-    AccessTokenVerifier,
-    RequestIdMiddleware,
-    add_error_handlers,
-    add_probes,
-    broker_ready,
-    configure_logging,
-    database_ready,
-    token_security,
-)
+from saga import access_token_verifier, add_conventions, configure_logging, create_celery_app, session_pools, token_security
 
 from .api import router
 from .config import Settings, get_settings
-from .db import make_sessionmaker, reads_of
-from .tasks import celery_app
 from .throttle import SendThrottle
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API, whose lifespan builds its pools, Celery producer, throttle and token verifier from
+    ``settings`` (by default read from the environment now)."""
     settings = settings or get_settings()
     configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.sessions = make_sessionmaker(settings.database_url)
-        app.state.reads = reads_of(app.state.sessions)
-        app.state.celery = celery_app
+        # The producer the API publishes deliveries with: the broker of these settings.
+        app.state.celery = create_celery_app("emails", settings.broker_url)
         app.state.send_throttle = SendThrottle(settings.broker_url, settings.send_rate_per_address, settings.send_rate_per_recipient)
-        app.state.token_verifier = None
-        token_state = None
-        if settings.require_access_token:
-            token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
-            app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
-        yield
-        if token_state is not None:
-            token_state.close()
+        with (
+            session_pools(settings.database_url) as (app.state.sessions, app.state.reads),
+            access_token_verifier(settings.require_access_token, settings.jwt_signing_key, settings.broker_url) as app.state.token_verifier,
+        ):
+            yield
         app.state.send_throttle.close()
-        app.state.sessions.kw["bind"].dispose()
+        app.state.celery.close()
 
     app = FastAPI(title="emails", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The bearer scheme is in the OpenAPI docs only when tokens are required.
     app.include_router(router, dependencies=token_security(settings.require_access_token))
-    app.add_middleware(RequestIdMiddleware)
-    add_error_handlers(app)
-
-    def checks(request: Request) -> dict[str, bool]:
-        return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(settings.broker_url)}
-
-    add_probes(app, checks)
+    add_conventions(app, settings.broker_url)
     return app

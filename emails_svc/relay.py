@@ -5,17 +5,16 @@ Run: python -m emails_svc.relay
 
 from functools import partial
 
-from saga import drain, run_relay
+from saga import create_celery_app, drain, make_sessionmaker, run_relay
 
 from .config import get_settings
-from .db import make_sessionmaker
 from .outbox import publish_pending
-from .tasks import celery_app
 
 
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
+    celery_app = create_celery_app("emails", settings.broker_url)
     run_relay(
         "emails relay",
         lambda: drain(partial(publish_pending, make_session, celery_app, None)),

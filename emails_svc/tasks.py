@@ -33,6 +33,7 @@ from saga import (
     compensate_step,
     create_celery_app,
     failpoint,
+    make_sessionmaker,
     per_worker_process,
     tombstone_step,
     user_id_of,
@@ -40,27 +41,39 @@ from saga import (
 
 from . import mailer
 from .config import get_settings
-from .db import make_sessionmaker
 from .models import DeliveryStatus, Message, MessageKind, Recipient, SagaStepLog
 from .outbox import publish_pending
 from .schemas import RecipientRecord
 
 log = logging.getLogger(__name__)
-settings = get_settings()
-celery_app = create_celery_app("emails", settings.broker_url)
+# The settings are read when the worker starts (or a task first runs), not at import.
+celery_app = create_celery_app("emails", lambda: get_settings().broker_url)
 
 # Mail is retried until delivered: a transient fault never fails the step.
-_DELIVERY_RETRY = {
-    "autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_FAULTS),
-    "retry_backoff_max": settings.retry_backoff_max_seconds,
-}
+_MAIL_FAULTS = {"autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_FAULTS)}
+
+
+class _MailBackoff:
+    """The longest pause between two tries at a mail is a setting, read when Celery builds the task."""
+
+    @property
+    def retry_backoff_max(self) -> int:
+        return get_settings().retry_backoff_max_seconds
+
+
+class WelcomeMailTask(_MailBackoff, PersistentTask):  # type: ignore[override]  # a property for the class attribute: read late
+    abstract = True
+
+
+class MailDeliveryTask(_MailBackoff, RetriedForeverTask):  # type: ignore[override]  # a property for the class attribute: read late
+    abstract = True
 
 
 class AddressConflict(Exception):
     """An address for this user exists from another saga: a permanent failure."""
 
 
-sessions = per_worker_process(lambda: make_sessionmaker(settings.database_url))
+sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))
 
 
 @celery_app.task(
@@ -97,7 +110,7 @@ def forget_address(saga_id: str, payload: dict[str, object] | int) -> None:
         session.execute(delete(Recipient).where(Recipient.user_id == user_id, Recipient.saga_id == saga))
 
 
-@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=PersistentTask, step=RegistrationStep.SEND_WELCOME_EMAIL, **_DELIVERY_RETRY)
+@celery_app.task(name=TaskName.SEND_WELCOME_EMAIL, base=WelcomeMailTask, step=RegistrationStep.SEND_WELCOME_EMAIL, **_MAIL_FAULTS)
 def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
     # ``payload`` is the saga's payload; a bare user id is the shape an older release queued (docs/architecture.md, "Deploys").
     user_id = user_id_of(payload)
@@ -117,7 +130,7 @@ def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
             "subject": mailer.WELCOME_SUBJECT,
             "body_text": text,
             "body_html": html,
-            "smtp_message_id": mailer.new_message_id(settings.mail_from),
+            "smtp_message_id": mailer.new_message_id(get_settings().mail_from),
             "published_at": datetime.now(UTC),
         }
         # One welcome message per saga: a redelivered step finds the row its first run made.
@@ -131,7 +144,7 @@ def send_welcome_email(saga_id: str, payload: dict[str, object] | int) -> None:
     deliver(message_id)
 
 
-@celery_app.task(name=TaskName.DELIVER_MESSAGE, base=RetriedForeverTask, **_DELIVERY_RETRY)
+@celery_app.task(name=TaskName.DELIVER_MESSAGE, base=MailDeliveryTask, **_MAIL_FAULTS)
 def deliver_message(message_id: int) -> None:
     deliver(message_id)
 
@@ -161,7 +174,7 @@ def send_goodbye_email(saga_id: str, payload: dict[str, object]) -> None:
             "subject": mailer.GOODBYE_SUBJECT,
             "body_text": text,
             "body_html": html,
-            "smtp_message_id": mailer.new_message_id(settings.mail_from),
+            "smtp_message_id": mailer.new_message_id(get_settings().mail_from),
         }
         session.execute(
             insert(Message)
@@ -239,6 +252,7 @@ def deliver(message_id: int) -> None:
     A permanent failure (the message cannot be composed, or the server refuses it for good) is
     recorded as ``failed`` with the reason and raised, so the task fails without a retry.
     """
+    settings = get_settings()
     error: Exception | None = None
     with sessions().begin() as session:
         message = session.get(Message, message_id, with_for_update=True)

@@ -1,13 +1,13 @@
-from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, HTTPException, Path, status
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from saga import TokenSubject, ensure_owner
+from saga import ensure_owner
 
+from .deps import ReadSessionDep, SessionDep, TokenSubject
 from .models import Profile, Subscription
 from .schemas import ErrorOut, ProfileAddRequest, ProfileOut, SubscriptionAddRequest, SubscriptionOut
 
@@ -19,15 +19,6 @@ AUTH: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}, **AUTH}
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's transaction: committed when the endpoint returns, rolled back on error."""
-    with request.app.state.sessions.begin() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _profile_or_404(session: Session, user_id: int, *, lock: bool = False) -> Profile:
@@ -64,10 +55,9 @@ def add_profile(body: ProfileAddRequest, session: SessionDep, subject: TokenSubj
 
 @router.get("/profile/{user_id:int}", response_model=ProfileOut, responses=NOT_FOUND)
 @router.get("/profile/{user_id:int}/", include_in_schema=False)
-def get_profile(user_id: UserId, request: Request, subject: TokenSubject) -> ProfileOut:
+def get_profile(user_id: UserId, session: ReadSessionDep, subject: TokenSubject) -> ProfileOut:
     ensure_owner(subject, user_id)
-    with request.app.state.reads() as session:
-        return _read_profile(session, user_id)
+    return _read_profile(session, user_id)
 
 
 @router.post(
@@ -90,13 +80,12 @@ def add_subscription(body: SubscriptionAddRequest, session: SessionDep, subject:
 
 @router.get("/subscription/{user_id:int}", response_model=SubscriptionOut, responses=NOT_FOUND)
 @router.get("/subscription/{user_id:int}/", include_in_schema=False)
-def get_subscription(user_id: UserId, request: Request, subject: TokenSubject) -> SubscriptionOut:
+def get_subscription(user_id: UserId, session: ReadSessionDep, subject: TokenSubject) -> SubscriptionOut:
     ensure_owner(subject, user_id)
-    with request.app.state.reads() as session:
-        # Not while the profile is archived (the account deleted): then it is kept, not shown.
-        live = select(Subscription).join(Profile, Profile.user_id == Subscription.user_id).where(Profile.archived_at.is_(None))
-        subscription = session.scalar(live.where(Subscription.user_id == user_id))
-        if subscription is None:
-            _profile_or_404(session, user_id)
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "subscription not found")
+    # Not while the profile is archived (the account deleted): then it is kept, not shown.
+    live = select(Subscription).join(Profile, Profile.user_id == Subscription.user_id).where(Profile.archived_at.is_(None))
+    subscription = session.scalar(live.where(Subscription.user_id == user_id))
+    if subscription is None:
+        _profile_or_404(session, user_id)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "subscription not found")
     return SubscriptionOut.model_validate(subscription)

@@ -26,17 +26,17 @@ from saga import (
     compensate_step,
     create_celery_app,
     failpoint,
+    make_sessionmaker,
     per_worker_process,
     tombstone_step,
     user_id_of,
 )
 
 from .config import get_settings
-from .db import make_sessionmaker
 from .models import Profile, SagaStepLog
 
 log = logging.getLogger(__name__)
-celery_app = create_celery_app("profile", get_settings().broker_url)
+celery_app = create_celery_app("profile", lambda: get_settings().broker_url)
 
 
 class ProfileConflict(Exception):

@@ -22,12 +22,19 @@ def _route(name: str, args: object, kwargs: object, options: object, task: objec
         return None  # Celery's own tasks (celery.chain, ...) keep the default route
 
 
-def create_celery_app(name: str, broker_url: str) -> Celery:
+def create_celery_app(name: str, broker_url: str | Callable[[], str]) -> Celery:
     """A Celery app wired for at-least-once delivery on per-service queues.
 
-    No result backend: the saga's state lives in the users database, not in Celery.
+    ``broker_url`` may be a function: a worker's module-level app then reads it only when Celery
+    first needs its configuration (the worker starting, a task sent), not when the module is
+    imported. No result backend: the saga's state lives in the users database, not in Celery.
     """
-    app = Celery(name, broker=broker_url, set_as_current=False)
+    if callable(broker_url):
+        app = Celery(name, set_as_current=False)
+        # Lazy: Celery calls a callable default when it loads its configuration (Celery.add_defaults).
+        app.add_defaults(lambda: {"broker_url": broker_url()})
+    else:
+        app = Celery(name, broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -110,6 +110,18 @@ def _documented_methods(request: Request) -> set[str]:
     return {method.upper() for method in documented if method in _HTTP_METHODS}
 
 
+def add_conventions(app: FastAPI, broker_url: str) -> None:
+    """What every service's app has: request ids in the logs, JSON errors, and the probes (the
+    database of ``app.state.sessions`` and the broker)."""
+    app.add_middleware(RequestIdMiddleware)
+    add_error_handlers(app)
+
+    def checks(request: Request) -> dict[str, bool]:
+        return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(broker_url)}
+
+    add_probes(app, checks)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """No input may produce a traceback: unknown faults are logged and answered in JSON."""
 

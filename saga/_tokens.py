@@ -11,6 +11,8 @@ service alone holding the private key) are the upgrade path if services stop tru
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -187,3 +189,16 @@ def ensure_owner(subject: int | None, user_id: int) -> None:
     """403 unless tokens are not required or the token's subject is the user addressed."""
     if subject is not None and subject != user_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the token does not grant access to this user")
+
+
+@contextmanager
+def access_token_verifier(required: bool, key: str, redis_url: str) -> Iterator[AccessTokenVerifier | None]:
+    """A lifespan's ``app.state.token_verifier``: a verifier when tokens are required, else None."""
+    if not required:
+        yield None
+        return
+    store = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        yield AccessTokenVerifier(key, store)
+    finally:
+        store.close()

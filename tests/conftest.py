@@ -6,9 +6,14 @@ import pytest
 
 from tests.stack import Stack
 
-# Before any service module is imported: their settings are read from the environment.
 _stack = Stack()
-os.environ.update({k: v for k, v in _stack.env.items() if k != "PATH"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The stack's settings in the environment, as a worker has them when it starts: integration
+    tests call worker tasks in process, and collecting them configures the workers' Celery apps.
+    (The APIs take theirs from ``create_app(settings)``; no module reads the environment when imported.)"""
+    os.environ.update({k: v for k, v in _stack.env.items() if k != "PATH"})
 
 
 @pytest.fixture(scope="session")

@@ -3,19 +3,18 @@ import uuid
 from typing import Annotated
 
 import redis
-from argon2 import PasswordHasher
-from celery import Celery
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from saga import SagaKind, ensure_owner, subject_if_required
+from saga import ReadSessionFactoryDep, SagaKind, SessionFactoryDep, ensure_owner
 
-from . import engine, outbox
-from .deps import ReadSessionDep
+from . import engine
+from .deps import ClientAddress, OwnerSubject, PasswordsDep, ReadSessionDep, SagaRunnerDep, ThrottleDep
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut
+from .throttle import RequestThrottle
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -31,20 +30,14 @@ OWNER_ONLY: Responses = {
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def client_address(request: Request) -> str:
-    # Behind the gateway uvicorn sets this from X-Forwarded-For (--proxy-headers, trusted
-    # proxies from FORWARDED_ALLOW_IPS), so it is the caller's address, not nginx's.
-    return request.client.host if request.client else "unknown"
-
-
-def throttle(request: Request, action: str, *, fail_open: bool = False) -> None:
+def throttle(limits: RequestThrottle, action: str, address: str, *, fail_open: bool = False) -> None:
     """429 with Retry-After once the client address made too many ``action`` requests.
 
     ``fail_open``: with Redis down, let the request through (a registration is accepted into the
     outbox while Redis is down; the hash slots still bound what it costs).
     """
     try:
-        retry_after = request.app.state.throttle.hit(action, client_address(request))
+        retry_after = limits.hit(action, address)
     except redis.RedisError as exc:
         if not fail_open:
             raise
@@ -76,20 +69,25 @@ def saga_ref(saga: Saga) -> SagaRef:
     },
 )
 @router.post("/register", include_in_schema=False)
-def register(body: RegisterRequest, request: Request, response: Response) -> UserOut:
+def register(
+    body: RegisterRequest,
+    response: Response,
+    sessions: SessionFactoryDep,
+    reads: ReadSessionFactoryDep,
+    runner: SagaRunnerDep,
+    passwords: PasswordsDep,
+    limits: ThrottleDep,
+    address: ClientAddress,
+) -> UserOut:
     """Record the user and start the registration saga; wait briefly for it to finish.
 
     201 when the saga completed within the wait, 202 (with the saga's URL) otherwise. Limited per
     client address (429 with Retry-After).
     """
-    throttle(request, "register", fail_open=True)
-    state = request.app.state
-    make_session: sessionmaker[Session] = state.sessions
-    hasher: PasswordHasher = state.hasher
-    with state.hash_slots.slot():
-        password_hash = hasher.hash(body.password)
+    throttle(limits, "register", address, fail_open=True)
+    password_hash = passwords.hash(body.password)
     try:
-        with make_session.begin() as session:
+        with sessions.begin() as session:
             user = UserAccount(
                 email=body.email,
                 first_name=body.first_name,
@@ -105,13 +103,11 @@ def register(body: RegisterRequest, request: Request, response: Response) -> Use
             raise HTTPException(status.HTTP_409_CONFLICT, "email already registered") from None
         raise
     # Committed: from here the registration cannot be lost. Publish now; the relay covers failures.
-    celery_app: Celery = state.celery
-    outbox.publish_outbox(make_session, celery_app, saga_id=saga.id)
-    saga.status = engine.wait_for_final(state.reads, saga.id, state.settings.register_wait_seconds)
+    saga.status = runner.publish_and_wait(saga.id)
     if saga.status != SagaStatus.COMPLETED:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/v1/register/{saga.id}"
-    with state.reads() as session:
+    with reads() as session:
         user = session.get_one(UserAccount, user.id)
     return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga)})
 
@@ -154,15 +150,9 @@ def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
     }
 
 
-async def owner_subject(request: Request) -> int | None:
-    """The user id the access token speaks for when USERS_REQUIRE_ACCESS_TOKEN is on; None when off."""
-    state = request.app.state
-    return await subject_if_required(request, state.token_verifier if state.settings.require_access_token else None)
-
-
 @user_router.get("/users/{user_id:int}", response_model=UserOut, responses={**NOT_FOUND, **OWNER_ONLY})
 @user_router.get("/users/{user_id:int}/", include_in_schema=False)
-def get_user(user_id: UserId, session: ReadSessionDep, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
+def get_user(user_id: UserId, session: ReadSessionDep, subject: OwnerSubject) -> UserOut:
     ensure_owner(subject, user_id)
     row = session.execute(
         select(UserAccount, RegistrationSaga)

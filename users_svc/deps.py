@@ -1,22 +1,61 @@
 """The users API's typed dependencies: the settings, a session that owns its transaction, a read
-session, the access token's claims and the current user. Routers declare these and stay thin."""
+session, the Celery producer, passwords, tokens and throttles, the access token's claims and the
+current user. ``main.py``'s lifespan builds each from the settings given to ``create_app``; routers
+declare these and stay thin."""
 
-from collections.abc import Iterator
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
+from celery import Celery
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from saga import BearerCredentials, Claims, unauthorized, verified_claims
+from saga import (
+    BearerCredentials,
+    CeleryDep,
+    Claims,
+    ClientAddress,
+    ReadSessionDep,
+    ReadSessionFactoryDep,
+    SessionDep,
+    SessionFactoryDep,
+    subject_if_required,
+    unauthorized,
+    verified_claims,
+)
 
+from . import engine, outbox
+from .auth import TokenStore
 from .config import Settings
+from .hashing import Passwords
 from .models import AccountStatus, RegistrationStatus, UserAccount
+from .throttle import LoginLimiter, RequestThrottle
+
+__all__ = [
+    "INVALID_TOKEN",
+    "AccessClaims",
+    "CeleryDep",
+    "ClientAddress",
+    "CurrentUser",
+    "LoginLimiterDep",
+    "OwnerSubject",
+    "PasswordsDep",
+    "Principal",
+    "ReadSessionDep",
+    "SagaRunner",
+    "SagaRunnerDep",
+    "SessionDep",
+    "SettingsDep",
+    "ThrottleDep",
+    "TokenStoreDep",
+    "can_log_in",
+]
 
 INVALID_TOKEN = "invalid or expired token"  # noqa: S105  # a message, not a secret
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings ``create_app`` was given."""
     settings: Settings = request.app.state.settings
     return settings
@@ -25,22 +64,59 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's transaction: committed when the endpoint returns, rolled back on error."""
-    with request.app.state.sessions.begin() as session:
-        yield session
+@dataclass(frozen=True)
+class SagaRunner:
+    """Publishes a committed saga (the relay covers a failure) and waits briefly for its end."""
+
+    sessions: sessionmaker[Session]
+    reads: sessionmaker[Session]
+    celery: Celery
+    wait_seconds: float
+
+    def publish_and_wait(self, saga_id: uuid.UUID) -> str:
+        outbox.publish_outbox(self.sessions, self.celery, saga_id=saga_id)
+        return engine.wait_for_final(self.reads, saga_id, self.wait_seconds)
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+async def get_saga_runner(
+    sessions: SessionFactoryDep, reads: ReadSessionFactoryDep, celery: CeleryDep, settings: SettingsDep
+) -> SagaRunner:
+    return SagaRunner(sessions, reads, celery, settings.register_wait_seconds)
 
 
-def get_read_session(request: Request) -> Iterator[Session]:
-    """A session for reading only (the read pool), closed when the endpoint returns."""
-    with request.app.state.reads() as session:
-        yield session
+SagaRunnerDep = Annotated[SagaRunner, Depends(get_saga_runner)]
 
 
-ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+async def get_passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+
+
+async def get_token_store(request: Request) -> TokenStore:
+    tokens: TokenStore = request.app.state.tokens
+    return tokens
+
+
+TokenStoreDep = Annotated[TokenStore, Depends(get_token_store)]
+
+
+async def get_login_limiter(request: Request) -> LoginLimiter:
+    limiter: LoginLimiter = request.app.state.limiter
+    return limiter
+
+
+LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
+
+
+async def get_throttle(request: Request) -> RequestThrottle:
+    throttle: RequestThrottle = request.app.state.throttle
+    return throttle
+
+
+ThrottleDep = Annotated[RequestThrottle, Depends(get_throttle)]
 
 
 def access_claims(request: Request, credentials: BearerCredentials) -> Claims:
@@ -49,6 +125,14 @@ def access_claims(request: Request, credentials: BearerCredentials) -> Claims:
 
 
 AccessClaims = Annotated[Claims, Depends(access_claims)]
+
+
+async def owner_subject(request: Request, settings: SettingsDep) -> int | None:
+    """The user id the access token speaks for when USERS_REQUIRE_ACCESS_TOKEN is on; None when off."""
+    return await subject_if_required(request, request.app.state.token_verifier if settings.require_access_token else None)
+
+
+OwnerSubject = Annotated[int | None, Depends(owner_subject)]
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,15 @@ all the threads the other endpoints need (anyio's pool has 40).
 import logging
 import math
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, status
 
 log = logging.getLogger(__name__)
@@ -142,3 +145,28 @@ class HashSlots:
             yield
         finally:
             self._slots.release()
+
+
+class Passwords:
+    """Hashing and checking passwords with Argon2id, each within a hash slot."""
+
+    def __init__(self, hasher: PasswordHasher, slots: HashSlots) -> None:
+        self.hasher = hasher
+        self.slots = slots
+        # Checked against when an email is unknown, so that costs what a wrong password costs.
+        self.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        with self.slots.slot():  # as many at once as memory and cores allow
+            return self.hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether ``password`` is the one hashed; with no hash (an unknown email) the dummy's cost, and False."""
+        with self.slots.slot():
+            try:
+                return self.hasher.verify(password_hash or self.dummy_hash, password) and password_hash is not None
+            except (VerificationError, InvalidHashError):
+                return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(password_hash)

@@ -1,31 +1,27 @@
 """The users service: registration, accounts and tokens, and the state of every saga."""
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
 from argon2 import PasswordHasher
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from saga import (
     AccessTokenVerifier,
-    RequestIdMiddleware,
-    add_error_handlers,
-    add_probes,
-    broker_ready,
+    add_conventions,
     configure_logging,
-    database_ready,
+    create_celery_app,
+    session_pools,
     token_security,
 )
 
-from . import accounts, api
-from .auth import LoginLimiter, RequestThrottle, TokenStore
+from . import accounts, api, login
+from .auth import TokenStore
 from .config import Settings, get_settings
-from .db import make_sessionmaker, reads_of
-from .hashing import MIB, HashSlots, hash_concurrency, read_resources
-from .tasks import celery_app
+from .hashing import MIB, HashSlots, Passwords, hash_concurrency, read_resources
+from .throttle import LoginLimiter, RequestThrottle
 
 log = logging.getLogger(__name__)
 
@@ -53,43 +49,40 @@ def hash_slots(settings: Settings) -> HashSlots:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API, whose lifespan builds the pools, the Celery producer and the Redis clients from ``settings``
+    (by default read from the environment now)."""
     settings = settings or get_settings()
     configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.sessions = make_sessionmaker(settings.database_url)
-        app.state.reads = reads_of(app.state.sessions)
-        app.state.celery = celery_app
+        # The producer the API publishes sagas with: the broker of these settings. (The worker's
+        # own app, in tasks.py, reads the environment when its worker starts.)
+        app.state.celery = create_celery_app("users", settings.broker_url)
         app.state.hash_slots = hash_slots(settings)
-        app.state.hasher = hasher = PasswordHasher(
+        hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_cost_kib,
             parallelism=settings.argon2_parallelism,
         )
-        # Verified against when an email is unknown, so that costs what a wrong password costs.
-        app.state.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+        app.state.passwords = Passwords(hasher, app.state.hash_slots)
         token_state = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
         app.state.tokens = TokenStore(settings, token_state)
         app.state.limiter = LoginLimiter(settings, token_state)
         app.state.throttle = RequestThrottle(settings, token_state)
         app.state.token_verifier = AccessTokenVerifier(settings.jwt_signing_key, token_state)
-        yield
+        with session_pools(settings.database_url) as (app.state.sessions, app.state.reads):
+            yield
         token_state.close()
-        app.state.sessions.kw["bind"].dispose()
+        app.state.celery.close()
 
     app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
+    app.include_router(login.router)
     app.include_router(accounts.router)
     app.include_router(api.router)
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
-    app.add_middleware(RequestIdMiddleware)
-    add_error_handlers(app)
-
-    def checks(request: Request) -> dict[str, bool]:
-        return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(settings.broker_url)}
-
-    add_probes(app, checks)
+    add_conventions(app, settings.broker_url)
     return app

@@ -5,15 +5,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, Index, Integer, MetaData, String, Text, Uuid, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from saga import SagaKind
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from saga import NAMING_CONVENTION, SagaKind
 
 
 class Base(DeclarativeBase):

@@ -8,17 +8,16 @@ restore period ended. Run: python -m users_svc.relay
 
 from functools import partial
 
-from saga import drain, run_relay
+from saga import create_celery_app, drain, make_sessionmaker, run_relay
 
 from . import outbox, watchdog
 from .config import get_settings
-from .db import make_sessionmaker
-from .tasks import celery_app
 
 
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
+    celery_app = create_celery_app("users", settings.broker_url)
 
     def one_pass() -> None:
         watchdog.start_due_purges(make_session)

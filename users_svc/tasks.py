@@ -15,14 +15,14 @@ from saga import (
     StepTask,
     TaskName,
     create_celery_app,
+    make_sessionmaker,
     per_worker_process,
 )
 
 from . import engine
 from .config import get_settings
-from .db import make_sessionmaker
 
-celery_app = create_celery_app("users", get_settings().broker_url)
+celery_app = create_celery_app("users", lambda: get_settings().broker_url)
 
 
 sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))

@@ -234,8 +234,7 @@ def measure(stack: Stack, seconds: float, size: int) -> dict:
 def scan_timings(stack: Stack, repeat: int = 20) -> dict[str, float]:
     """Median milliseconds of one pass of each periodic scan, run here on an idle system."""
     from emails_svc.outbox import publish_pending
-    from saga import create_celery_app
-    from users_svc.db import make_sessionmaker
+    from saga import create_celery_app, make_sessionmaker
     from users_svc.outbox import publish_outbox
     from users_svc.watchdog import redrive_stale, start_due_purges
 

@@ -16,13 +16,12 @@ from celery import Celery, chain
 from celery.canvas import Signature
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import RegistrationStep, SagaKind, TaskName, create_celery_app
+from saga import RegistrationStep, SagaKind, TaskName, create_celery_app, make_sessionmaker
 from tests.stack import Stack, wait_until
 from tests.utils.processes import stopped
 from tests.utils.registration import saga_of, unique_email, wait_for_saga
 from users_svc import engine
 from users_svc.config import get_settings
-from users_svc.db import make_sessionmaker
 from users_svc.models import OutboxMessage, UserAccount
 
 FORWARD = [

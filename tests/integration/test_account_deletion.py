@@ -13,13 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import DeletionStep, RestoreStep, SagaKind
+from saga import DeletionStep, RestoreStep, SagaKind, make_sessionmaker
 from tests.stack import Stack
 from tests.utils.accounts import PASSWORD, bearer, login, registered
 from tests.utils.clients import users_client
 from users_svc import engine, watchdog
 from users_svc.config import get_settings
-from users_svc.db import make_sessionmaker
 from users_svc.models import UserAccount
 
 

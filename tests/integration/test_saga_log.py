@@ -6,10 +6,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import RegistrationStep, SagaKind
+from saga import RegistrationStep, SagaKind, make_sessionmaker
 from users_svc import engine, outbox, watchdog
 from users_svc.config import get_settings
-from users_svc.db import make_sessionmaker
 from users_svc.models import OutboxMessage, RegistrationSaga, SagaStep, UserAccount
 from users_svc.tasks import celery_app
 

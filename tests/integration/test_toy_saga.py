@@ -15,12 +15,11 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SAGAS, RegistrationPayload, SagaDeclaration, SagaStepDeclaration, SagaTask, TaskName
+from saga import SAGAS, RegistrationPayload, SagaDeclaration, SagaStepDeclaration, SagaTask, TaskName, make_sessionmaker
 from tests.stack import wait_until
 from users_svc import engine, outbox
 from users_svc import tasks as users_worker
 from users_svc.config import get_settings
-from users_svc.db import make_sessionmaker
 from users_svc.effects import EFFECTS, Effects
 from users_svc.models import SAGA_CLASSES, RegistrationStatus, Saga, SagaStep, UserAccount
 from users_svc.tasks import celery_app

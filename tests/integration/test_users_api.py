@@ -1,9 +1,11 @@
 import json
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from tests.stack import Stack
+from tests.utils.clients import users_client
 
 VALID = {"email": "ann@example.com", "first_name": "Ann", "last_name": "Lee", "active": "False", "password": "x"}
 
@@ -28,6 +30,14 @@ def test_registration_is_recorded_and_its_saga_queued_on_the_profile_queue(users
         ("complete_registration", "pending"),
         ("send_welcome_email", "pending"),
     ]
+
+
+def test_the_app_publishes_to_the_broker_of_the_settings_it_was_given(clean: Stack) -> None:
+    other_database = clean.config.broker_url.rsplit("/", 1)[0] + "/1"
+    with users_client(broker_url=other_database) as users:
+        assert users.post("/v1/register/", json=VALID).status_code == 202
+    assert redis.Redis.from_url(other_database).llen("profile") == 1
+    assert clean.redis().llen("profile") == 0
 
 
 def test_password_is_stored_only_as_an_argon2id_hash_and_never_shown(users: TestClient, clean: Stack) -> None:
