@@ -134,7 +134,7 @@ def list_sagas(
         filters.append(is_stuck if stuck else ~is_stuck)
     if attention is not None:
         # As the partial index's predicate is written, so the planner uses it.
-        filters.append(Saga.needs_attention if attention else ~Saga.needs_attention)
+        filters.append(Saga.needs_attention.expression if attention else ~Saga.needs_attention)
 
     page = _with_email_and_error().where(*filters)
     if status_ is not None:
