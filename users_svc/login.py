@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from saga import InvalidToken, TokenType, decode_token, unauthorized
+from saga import ROLE_OPERATOR, InvalidToken, TokenType, decode_token, unauthorized
 
 from .api import BUSY, throttle
 from .auth import RefreshReused, TokenPair
@@ -117,7 +117,7 @@ def login(
             .execution_options(synchronize_session=False)
         )
         log.info("user %s: password hash upgraded to the current parameters", user.id)
-    return _token_out(tokens.issue(user.id, valid_after))
+    return _token_out(tokens.issue(user.id, valid_after, ROLE_OPERATOR if user.is_operator else None))
 
 
 @router.post("/auth/refresh", response_model=TokenOut, responses=UNAUTHORIZED)

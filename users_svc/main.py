@@ -17,7 +17,7 @@ from saga import (
     token_security,
 )
 
-from . import accounts, api, login
+from . import accounts, api, login, sagas
 from .auth import TokenStore
 from .config import Settings, get_settings
 from .hashing import MIB, HashSlots, Passwords, hash_concurrency, read_resources
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(login.router)
     app.include_router(accounts.router)
     app.include_router(api.router)
+    app.include_router(sagas.router)
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
     add_conventions(app, settings.broker_url)
