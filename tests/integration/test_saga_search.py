@@ -10,12 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import RegistrationStep, SagaKind
+from saga import RegistrationStep, SagaKind, make_sessionmaker
 from tests.stack import Stack
 from tests.utils.accounts import bearer, login, registered
 from users_svc import engine, operators, watchdog
 from users_svc.config import get_settings
-from users_svc.db import make_sessionmaker
 
 OPERATOR = "op@example.com"
 
