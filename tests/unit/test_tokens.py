@@ -10,7 +10,7 @@ import pytest
 from saga import InvalidToken, TokenType, decode_token, encode_token, new_claims
 
 KEY = "k" * 32
-NOW = int(time.time())
+NOW = int(time.time())  # at import: every token below lives an hour, so a late test run still finds them valid
 
 
 def test_an_access_token_carries_the_claims_and_decodes_back() -> None:
@@ -24,7 +24,7 @@ def test_an_access_token_carries_the_claims_and_decodes_back() -> None:
 
 
 def test_a_refresh_token_carries_its_family() -> None:
-    claims = new_claims(TokenType.REFRESH, 7, 60, NOW, family="fam-1")
+    claims = new_claims(TokenType.REFRESH, 7, 3600, NOW, family="fam-1")
     assert decode_token(KEY, encode_token(KEY, claims), TokenType.REFRESH).fam == "fam-1"
 
 
@@ -36,7 +36,7 @@ def test_a_session_token_carries_its_family_and_valid_after() -> None:
 
 
 def test_a_token_from_before_the_valid_after_claim_counts_as_zero() -> None:
-    token = jwt.encode({"sub": "7", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60}, KEY, algorithm="HS256")
+    token = jwt.encode({"sub": "7", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 3600}, KEY, algorithm="HS256")
     assert decode_token(KEY, token, TokenType.ACCESS).vaf == 0
 
 
@@ -48,20 +48,20 @@ def test_an_operators_token_carries_the_role_and_others_none() -> None:
 
 
 def test_every_token_has_its_own_id() -> None:
-    assert new_claims(TokenType.ACCESS, 7, 60, NOW).jti != new_claims(TokenType.ACCESS, 7, 60, NOW).jti
+    assert new_claims(TokenType.ACCESS, 7, 3600, NOW).jti != new_claims(TokenType.ACCESS, 7, 3600, NOW).jti
 
 
 @pytest.mark.parametrize(
     ("token", "expected"),
     [
         (encode_token(KEY, new_claims(TokenType.ACCESS, 7, -1, NOW)), TokenType.ACCESS),  # expired
-        (encode_token("x" * 32, new_claims(TokenType.ACCESS, 7, 60, NOW)), TokenType.ACCESS),  # another key
-        (encode_token(KEY, new_claims(TokenType.REFRESH, 7, 60, NOW, family="f")), TokenType.ACCESS),  # wrong type
-        (encode_token(KEY, new_claims(TokenType.ACCESS, 7, 60, NOW)), TokenType.REFRESH),
-        (jwt.encode({"sub": "7", "jti": "j", "typ": "refresh", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.REFRESH),  # no family
-        (jwt.encode({"sub": "7", "typ": "access", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.ACCESS),  # no jti
-        (jwt.encode({"sub": "seven", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.ACCESS),
-        (jwt.encode({"sub": "7", "jti": "j", "typ": "other", "iat": NOW, "exp": NOW + 60}, KEY), TokenType.ACCESS),
+        (encode_token("x" * 32, new_claims(TokenType.ACCESS, 7, 3600, NOW)), TokenType.ACCESS),  # another key
+        (encode_token(KEY, new_claims(TokenType.REFRESH, 7, 3600, NOW, family="f")), TokenType.ACCESS),  # wrong type
+        (encode_token(KEY, new_claims(TokenType.ACCESS, 7, 3600, NOW)), TokenType.REFRESH),
+        (jwt.encode({"sub": "7", "jti": "j", "typ": "refresh", "iat": NOW, "exp": NOW + 3600}, KEY), TokenType.REFRESH),  # no family
+        (jwt.encode({"sub": "7", "typ": "access", "iat": NOW, "exp": NOW + 3600}, KEY), TokenType.ACCESS),  # no jti
+        (jwt.encode({"sub": "seven", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 3600}, KEY), TokenType.ACCESS),
+        (jwt.encode({"sub": "7", "jti": "j", "typ": "other", "iat": NOW, "exp": NOW + 3600}, KEY), TokenType.ACCESS),
         ("not.a.token", TokenType.ACCESS),
         ("", TokenType.ACCESS),
     ],
@@ -76,13 +76,13 @@ def _b64(data: dict) -> str:
 
 
 def test_an_unsigned_token_is_refused() -> None:
-    payload = {"sub": "7", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60}
+    payload = {"sub": "7", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 3600}
     with pytest.raises(InvalidToken):
         decode_token(KEY, f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}.", TokenType.ACCESS)
 
 
 def test_a_tampered_token_is_refused() -> None:
-    header, _, signature = encode_token(KEY, new_claims(TokenType.ACCESS, 7, 60, NOW)).split(".")
-    forged = _b64({"sub": "1", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 60})
+    header, _, signature = encode_token(KEY, new_claims(TokenType.ACCESS, 7, 3600, NOW)).split(".")
+    forged = _b64({"sub": "1", "jti": "j", "typ": "access", "iat": NOW, "exp": NOW + 3600})
     with pytest.raises(InvalidToken):
         decode_token(KEY, f"{header}.{forged}.{signature}", TokenType.ACCESS)
