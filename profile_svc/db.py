@@ -1,4 +1,4 @@
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -10,6 +10,17 @@ def make_sessionmaker(database_url: str) -> sessionmaker[Session]:
 
 
 def reads_of(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions for plain reads: autocommit, so no BEGIN and COMMIT round trips."""
-    engine = sessions.kw["bind"]
-    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    """Sessions for plain reads, on a pool of their own (``read_engine``) beside the writes' pool."""
+    engine: Engine = sessions.kw["bind"]
+    return sessionmaker(read_engine(engine.url.render_as_string(hide_password=False)), expire_on_commit=False)
+
+
+def read_engine(database_url: str) -> Engine:
+    """Autocommit connections for reads: no BEGIN and COMMIT round trips.
+
+    A pool of its own, so a checkout never switches a connection's isolation level (a call into
+    the driver on every checkout and check-in, with a shared pool), and no overflow: a burst of
+    reads waits a moment for a pooled connection rather than opening connections and closing
+    them again on check-in (each a new PostgreSQL backend).
+    """
+    return create_engine(database_url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=0)

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if token_state is not None:
             token_state.close()
         app.state.sessions.kw["bind"].dispose()
+        app.state.reads.kw["bind"].dispose()
 
     app = FastAPI(title="profile", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The bearer scheme is in the OpenAPI docs only when tokens are required.

@@ -6,15 +6,17 @@ import redis
 from argon2 import PasswordHasher
 from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from saga import SagaKind, ensure_owner, subject_if_required
 
-from . import engine, outbox
+from . import engine, outbox, queries
 from .deps import ReadSessionDep
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
+from .queries import ReadEngineDep
 from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut
 
 log = logging.getLogger(__name__)
@@ -162,14 +164,9 @@ async def owner_subject(request: Request) -> int | None:
 
 @user_router.get("/users/{user_id:int}", response_model=UserOut, responses={**NOT_FOUND, **OWNER_ONLY})
 @user_router.get("/users/{user_id:int}/", include_in_schema=False)
-def get_user(user_id: UserId, session: ReadSessionDep, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
+async def get_user(user_id: UserId, reads: ReadEngineDep, subject: Annotated[int | None, Depends(owner_subject)]) -> UserOut:
     ensure_owner(subject, user_id)
-    row = session.execute(
-        select(UserAccount, RegistrationSaga)
-        .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
-        .where(UserAccount.id == user_id)
-    ).first()
-    if row is None or row[0].deleted_at is not None:  # a deleted account is not shown, restorable or not
+    user = await run_in_threadpool(queries.user_by_id, reads, user_id)
+    if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
-    user, saga = row
-    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga) if saga else None})
+    return user

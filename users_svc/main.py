@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         token_state.close()
         app.state.sessions.kw["bind"].dispose()
+        app.state.reads.kw["bind"].dispose()
 
     app = FastAPI(title="users", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
