@@ -8,6 +8,7 @@ hop per read, where a plain ``def`` endpoint costs a hop for itself, one for eac
 dependency and one for validating its result.
 """
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -57,3 +58,13 @@ def user_by_id(engine: Engine, user_id: int) -> UserOut | None:
         return None
     saga = None if row.saga_id is None else SagaRef(id=row.saga_id, status=row.saga_status, url=f"/v1/register/{row.saga_id}")
     return UserOut.model_validate(row).model_copy(update={"saga": saga})
+
+
+SAGA_STATUS = select(_saga.c.status).where(_saga.c.id == bindparam("saga_id"))
+
+
+def saga_status(engine: Engine, saga_id: uuid.UUID) -> str | None:
+    """A saga's status (None: no such saga); what a registration polls while it waits."""
+    with engine.connect() as connection:
+        status: str | None = connection.scalar(SAGA_STATUS, {"saga_id": saga_id})
+    return status
