@@ -56,8 +56,17 @@ def user_by_id(engine: Engine, user_id: int) -> UserOut | None:
         row = connection.execute(USER_BY_ID, {"user_id": user_id}).first()
     if row is None:
         return None
-    saga = None if row.saga_id is None else SagaRef(id=row.saga_id, status=row.saga_status, url=f"/v1/register/{row.saga_id}")
-    return UserOut.model_validate(row).model_copy(update={"saga": saga})
+    return UserOut(
+        id=row.id,
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        active=row.active,
+        registration_status=row.registration_status,
+        account_status=row.account_status,
+        created_at=row.created_at,
+        saga=None if row.saga_id is None else SagaRef(id=row.saga_id, status=row.saga_status, url=f"/v1/register/{row.saga_id}"),
+    )
 
 
 SAGA_STATUS = select(_saga.c.status).where(_saga.c.id == bindparam("saga_id"))
