@@ -1,12 +1,14 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from saga import ensure_owner
+from saga import ReadEngineDep, ensure_owner
 
+from . import queries
 from .deps import ReadSessionDep, SessionDep, TokenSubject
 from .models import Profile, Subscription
 from .schemas import ErrorOut, ProfileAddRequest, ProfileOut, SubscriptionAddRequest, SubscriptionOut
@@ -55,9 +57,12 @@ def add_profile(body: ProfileAddRequest, session: SessionDep, subject: TokenSubj
 
 @router.get("/profile/{user_id:int}", response_model=ProfileOut, responses=NOT_FOUND)
 @router.get("/profile/{user_id:int}/", include_in_schema=False)
-def get_profile(user_id: UserId, session: ReadSessionDep, subject: TokenSubject) -> ProfileOut:
+async def get_profile(user_id: UserId, reads: ReadEngineDep, subject: TokenSubject) -> ProfileOut:
     ensure_owner(subject, user_id)
-    return _read_profile(session, user_id)
+    profile = await run_in_threadpool(queries.profile_by_user_id, reads, user_id)
+    if profile is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
+    return profile
 
 
 @router.post(

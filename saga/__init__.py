@@ -3,6 +3,7 @@
 from ._app import create_celery_app, per_worker_process
 from ._db import (
     NAMING_CONVENTION,
+    ReadEngineDep,
     ReadSessionDep,
     ReadSessionFactoryDep,
     SessionDep,
@@ -85,6 +86,7 @@ __all__ = [
     "PurgePayload",
     "PurgeStep",
     "Queue",
+    "ReadEngineDep",
     "ReadSessionDep",
     "ReadSessionFactoryDep",
     "RegistrationPayload",

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 # Every service's MetaData: constraints and indexes named the same way in each database.
@@ -29,25 +29,38 @@ def make_sessionmaker(database_url: str) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def read_engine(database_url: str) -> Engine:
+    """Autocommit connections for reads: no BEGIN and COMMIT round trips.
+
+    A pool of its own, so a checkout never switches a connection's isolation level (a call into
+    the driver on every checkout and check-in, with a shared pool), and no overflow: a burst of
+    reads waits a moment for a pooled connection rather than opening connections and closing
+    them again on check-in (each a new PostgreSQL backend).
+    """
+    return create_engine(database_url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=0)
+
+
 def reads_of(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions for plain reads: autocommit, so no BEGIN and COMMIT round trips."""
-    engine = sessions.kw["bind"]
-    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    """Sessions for plain reads, on a pool of their own (``read_engine``) beside the writes' pool."""
+    engine: Engine = sessions.kw["bind"]
+    return sessionmaker(read_engine(engine.url.render_as_string(hide_password=False)), expire_on_commit=False)
 
 
-def dispose(sessions: sessionmaker[Session]) -> None:
-    """Close the pool's connections (at the end of the lifespan)."""
-    sessions.kw["bind"].dispose()
+def dispose(*pools: sessionmaker[Session]) -> None:
+    """Close the pools' connections (at the end of the lifespan)."""
+    for sessions in pools:
+        sessions.kw["bind"].dispose()
 
 
 @contextmanager
 def session_pools(database_url: str) -> Iterator[tuple[sessionmaker[Session], sessionmaker[Session]]]:
     """A lifespan's sessions and read sessions (``app.state.sessions`` and ``app.state.reads``), closed at its end."""
     sessions = make_sessionmaker(database_url)
+    reads = reads_of(sessions)
     try:
-        yield sessions, reads_of(sessions)
+        yield sessions, reads
     finally:
-        dispose(sessions)
+        dispose(sessions, reads)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -84,3 +97,13 @@ async def get_read_session_factory(request: Request) -> sessionmaker[Session]:
 
 
 ReadSessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_read_session_factory)]
+
+
+async def get_read_engine(request: Request) -> Engine:
+    """The read pool's engine, for the hot reads in Core (each service's ``queries.py``). Async:
+    handing it over costs no thread hop."""
+    engine: Engine = request.app.state.reads.kw["bind"]
+    return engine
+
+
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]

@@ -4,13 +4,14 @@ from typing import Annotated
 
 import redis
 from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from saga import ReadSessionFactoryDep, SagaKind, SessionFactoryDep, ensure_owner
+from saga import ReadEngineDep, ReadSessionFactoryDep, SagaKind, SessionFactoryDep, ensure_owner
 
-from . import engine
+from . import engine, queries
 from .deps import ClientAddress, OwnerSubject, PasswordsDep, ReadSessionDep, SagaRunnerDep, ThrottleDep
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
 from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut
@@ -152,14 +153,9 @@ def _saga_out(saga: Saga, steps: list[SagaStep]) -> dict[str, object]:
 
 @user_router.get("/users/{user_id:int}", response_model=UserOut, responses={**NOT_FOUND, **OWNER_ONLY})
 @user_router.get("/users/{user_id:int}/", include_in_schema=False)
-def get_user(user_id: UserId, session: ReadSessionDep, subject: OwnerSubject) -> UserOut:
+async def get_user(user_id: UserId, reads: ReadEngineDep, subject: OwnerSubject) -> UserOut:
     ensure_owner(subject, user_id)
-    row = session.execute(
-        select(UserAccount, RegistrationSaga)
-        .outerjoin(RegistrationSaga, RegistrationSaga.user_id == UserAccount.id)
-        .where(UserAccount.id == user_id)
-    ).first()
-    if row is None or row[0].deleted_at is not None:  # a deleted account is not shown, restorable or not
+    user = await run_in_threadpool(queries.user_by_id, reads, user_id)
+    if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "user not found")
-    user, saga = row
-    return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga) if saga else None})
+    return user

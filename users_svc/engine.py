@@ -15,12 +15,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from saga import SAGAS, SagaDeclaration, failpoint
 
-from . import history
+from . import history, queries
 from .effects import EFFECTS
 from .models import SAGA_CLASSES, OutboxKind, OutboxMessage, Saga, SagaEventType, SagaStatus, SagaStep, StepStatus, UserAccount
 
@@ -36,6 +36,7 @@ _RANK = {
     StepStatus.COMPENSATED: 4,
 }
 FINAL = {SagaStatus.COMPLETED, SagaStatus.FAILED}
+FIRST_LOOK_SECONDS = 0.015
 
 
 class SagaPastPivot(Exception):
@@ -321,13 +322,18 @@ def clear_attention(session: Session, saga: Saga, actor: str) -> bool:
 
 
 def wait_for_final(make_session: sessionmaker[Session], saga_id: uuid.UUID, timeout: float) -> str:
-    """Poll the saga's status until it is final or the timeout passes; return the last status."""
+    """Poll the saga's status until it is final or the timeout passes; return the last status.
+
+    The first look comes after ``FIRST_LOOK_SECONDS`` (a saga takes tens of milliseconds: a look at
+    once only finds it running), then less and less often; each look is one select on a pooled
+    connection of the read engine, no ORM session.
+    """
+    reads: Engine = make_session.kw["bind"]
     deadline = time.monotonic() + timeout
-    delay = 0.01
+    delay = FIRST_LOOK_SECONDS
     while True:
-        with make_session() as session:
-            status = session.scalar(select(Saga.status).where(Saga.id == saga_id))
+        time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+        status = queries.saga_status(reads, saga_id)
         if status in FINAL or time.monotonic() >= deadline:
             return str(status)
-        time.sleep(delay)
         delay = min(delay * 1.5, 0.1)

@@ -32,9 +32,13 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
         select(Saga)
         .where(
             Saga.finished_at.is_(None),
+            # The shortest wait (no re-drive yet) bounds the scan of the partial index of unfinished
+            # sagas (ix_saga_unfinished): only the sagas idle that long are read, oldest first.
+            Saga.progressed_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, stale_after_seconds),
             Saga.progressed_at < func.now() - wait,
             ~unpublished,
         )
+        .order_by(Saga.progressed_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

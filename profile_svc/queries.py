@@ -1,0 +1,37 @@
+"""The hot reads, in one style in every service: a SQLAlchemy Core statement of the columns the
+answer needs, built once at import (so SQLAlchemy's compiled cache always hits), run on a pooled
+connection of the read engine (autocommit) and turned straight into the response model. No ORM
+session, identity map or entity on the way: those cost more than the query itself.
+
+The endpoints are ``async`` and run these in the thread pool (``run_in_threadpool``): one thread
+hop per read, where a plain ``def`` endpoint costs a hop for itself, one for each ``def``
+dependency and one for validating its result.
+"""
+
+from sqlalchemy import Engine, bindparam, exists, select
+
+from .models import Profile, Subscription
+from .schemas import ProfileOut
+
+_profile = Profile.__table__
+_subscription = Subscription.__table__
+
+
+# A profile not archived (the account deleted), and whether the user is subscribed.
+PROFILE_BY_USER_ID = select(
+    _profile.c.user_id,
+    _profile.c.first_name,
+    _profile.c.last_name,
+    _profile.c.account_type,
+    _profile.c.iban,
+    exists().where(_subscription.c.user_id == _profile.c.user_id).label("subscribed"),
+    _profile.c.created_at,
+    _profile.c.updated_at,
+).where(_profile.c.user_id == bindparam("user_id"), _profile.c.archived_at.is_(None))
+
+
+def profile_by_user_id(engine: Engine, user_id: int) -> ProfileOut | None:
+    """``GET /v1/profile/{user_id}``'s answer; None when there is no such profile or it is archived."""
+    with engine.connect() as connection:
+        row = connection.execute(PROFILE_BY_USER_ID, {"user_id": user_id}).first()
+    return None if row is None else ProfileOut.model_validate(row)
