@@ -1,27 +1,38 @@
-"""The emails relay: publishes the delivery of messages the fast path could not publish.
+"""The emails relay: publishes the delivery of messages the fast path could not publish, and prunes
+ledger rows and sent or failed mail past their retention.
 
 Run: python -m emails_svc.relay
 """
 
 from functools import partial
 
-from saga import drain, run_relay
+from saga import Pruner, Retention, drain, run_relay
 
 from .config import get_settings
 from .db import make_sessionmaker
+from .models import DeliveryStatus, Message, SagaStepLog
 from .outbox import publish_pending
 from .tasks import celery_app
+
+SETTLED = (DeliveryStatus.SENT, DeliveryStatus.FAILED)  # the predicate of ix_message_settled_created_at
 
 
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
-    run_relay(
-        "emails relay",
-        lambda: drain(partial(publish_pending, make_session, celery_app, None)),
-        settings.relay_interval_seconds,
-        settings.relay_heartbeat_file,
+    pruner = Pruner(
+        make_session,
+        [
+            Retention(SagaStepLog, lambda cutoff: SagaStepLog.updated_at < cutoff, settings.ledger_retention_seconds),
+            Retention(Message, lambda cutoff: Message.status.in_(SETTLED) & (Message.created_at < cutoff), settings.mail_retention_seconds),
+        ],
     )
+
+    def one_pass() -> None:
+        drain(partial(publish_pending, make_session, celery_app, None))
+        pruner.one_pass()
+
+    run_relay("emails relay", one_pass, settings.relay_interval_seconds, settings.relay_heartbeat_file)
 
 
 if __name__ == "__main__":

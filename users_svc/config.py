@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0
+    # The relay prunes published outbox rows this long after publishing: once published a row
+    # guards nothing (task ids and the ledgers make a message idempotent), it only tells when.
+    outbox_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     # Tokens: HS256 with a key every service shares (PROFILE_/EMAILS_JWT_SIGNING_KEY: the same value).
     jwt_signing_key: str = DEV_SIGNING_KEY
     access_token_ttl_seconds: int = 15 * 60

@@ -136,6 +136,9 @@ class Saga(Base):
     progressed_at: Mapped[datetime] = _timestamp()
     # Set once nothing more will happen: failed, or completed and the welcome step settled.
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by the watchdog when the saga passed its deadline (saga.SAGA_DEADLINE) unfinished: its
+    # messages expire unrun and nothing re-drives it any more; an operator decides.
+    abandoned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # One class per kind (single-table inheritance): a query for RegistrationSaga finds registrations only.
@@ -172,7 +175,11 @@ class SagaStep(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_outbox_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        # The retention job finds published rows by age.
+        Index("ix_outbox_message_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("saga.id", ondelete="CASCADE"), index=True)

@@ -2,28 +2,33 @@
 
 Publishes outbox messages the API could not publish (Redis down, process died after commit),
 re-drives sagas that stopped moving (a lost message, a worker killed outright), so no saga
-waits on the broker's visibility timeout, and starts the purge of deleted accounts whose
-restore period ended. Run: python -m users_svc.relay
+waits on the broker's visibility timeout, starts the purge of deleted accounts whose
+restore period ended, and prunes published outbox rows past their retention.
+Run: python -m users_svc.relay
 """
 
 from functools import partial
 
-from saga import drain, run_relay
+from saga import Pruner, Retention, drain, run_relay
 
 from . import outbox, watchdog
 from .config import get_settings
 from .db import make_sessionmaker
+from .models import OutboxMessage
 from .tasks import celery_app
 
 
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
+    published = Retention(OutboxMessage, lambda cutoff: OutboxMessage.published_at < cutoff, settings.outbox_retention_seconds)
+    pruner = Pruner(make_session, [published])
 
     def one_pass() -> None:
         watchdog.start_due_purges(make_session)
         watchdog.redrive_stale(make_session, settings.saga_stale_after_seconds)
         drain(partial(outbox.publish_outbox, make_session, celery_app, None))
+        pruner.one_pass()
 
     run_relay(
         f"users relay (sagas stale after {settings.saga_stale_after_seconds:.0f}s)",

@@ -2,7 +2,9 @@
 
 A lost message or a worker killed outright leaves a saga without progress; the watchdog queues it
 to be published again (backing off per re-drive), so no saga waits on the broker's visibility
-timeout. Deterministic task ids and idempotent steps make a re-driven saga safe.
+timeout. Deterministic task ids and idempotent steps make a re-driven saga safe, for as long as
+the other services keep their ledger rows: so a saga past its deadline (``saga.SAGA_DEADLINE``,
+when its messages expire) is not re-driven but marked abandoned, for an operator.
 """
 
 import logging
@@ -10,7 +12,7 @@ import logging
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SagaKind
+from saga import SagaKind, saga_expires
 
 from .engine import now, start_saga
 from .models import AccountStatus, OutboxKind, OutboxMessage, Saga, SagaStatus, UserAccount
@@ -26,27 +28,33 @@ _REDRIVE = {
 
 
 def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: float, limit: int = 100) -> int:
-    """Queue sagas that stopped moving to be published again (backing off per re-drive)."""
+    """Queue sagas that stopped moving to be published again (backing off per re-drive); abandon those past their deadline."""
     unpublished = exists().where(OutboxMessage.saga_id == Saga.id, OutboxMessage.published_at.is_(None))
     wait = func.make_interval(0, 0, 0, 0, 0, 0, stale_after_seconds * func.power(2, func.least(Saga.redrive_count, 5)))
     query = (
         select(Saga)
         .where(
             Saga.finished_at.is_(None),
+            Saga.abandoned_at.is_(None),
             Saga.progressed_at < func.now() - wait,
             ~unpublished,
         )
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    redriven = 0
     with make_session.begin() as session:
-        sagas = session.scalars(query).all()
-        for saga in sagas:
+        for saga in session.scalars(query).all():
+            if saga_expires(saga.created_at) <= now():
+                log.error("saga=%s abandoned while %s: past its deadline, its messages expire; needs an operator", saga.id, saga.status)
+                saga.abandoned_at = now()
+                continue
             log.warning("saga=%s stalled while %s; re-driving (%d)", saga.id, saga.status, saga.redrive_count + 1)
             session.add(OutboxMessage(saga_id=saga.id, kind=_REDRIVE[SagaStatus(saga.status)]))
             saga.redrive_count += 1
             saga.progressed_at = now()
-    return len(sagas)
+            redriven += 1
+    return redriven
 
 
 def start_due_purges(make_session: sessionmaker[Session], limit: int = 100) -> int:

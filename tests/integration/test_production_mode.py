@@ -76,7 +76,18 @@ def test_each_api_refuses_to_start_with_a_key_from_the_repository(infra: Stack, 
 
 
 @pytest.mark.parametrize(
-    "process", ["users-api", "users-worker", "users-relay", "profile-api", "profile-worker", "emails-api", "emails-worker", "emails-relay"]
+    "process",
+    [
+        "users-api",
+        "users-worker",
+        "users-relay",
+        "profile-api",
+        "profile-worker",
+        "profile-retention",
+        "emails-api",
+        "emails-worker",
+        "emails-relay",
+    ],
 )
 def test_every_process_refuses_the_placeholder_database_password(infra: Stack, process: str) -> None:
     service = process.split("-")[0]

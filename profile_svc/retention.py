@@ -1,0 +1,22 @@
+"""The profile service's retention job: prunes ledger rows past their retention, a batch a pass.
+
+The users and emails services prune in their relays; this service has no relay, so this small
+loop (the same one, saga.run_relay) runs beside its worker. Run: python -m profile_svc.retention
+"""
+
+from saga import Pruner, Retention, run_relay
+
+from .config import get_settings
+from .db import make_sessionmaker
+from .models import SagaStepLog
+
+
+def main() -> None:
+    settings = get_settings()
+    ledger = Retention(SagaStepLog, lambda cutoff: SagaStepLog.updated_at < cutoff, settings.ledger_retention_seconds)
+    pruner = Pruner(make_sessionmaker(settings.database_url), [ledger])
+    run_relay("profile retention", pruner.one_pass, settings.retention_interval_seconds, settings.retention_heartbeat_file)
+
+
+if __name__ == "__main__":
+    main()
