@@ -8,7 +8,7 @@ from functools import partial
 
 from saga import Pruner, Retention, drain, run_relay
 
-from .config import get_settings
+from .config import Settings, get_settings
 from .db import make_sessionmaker
 from .models import DeliveryStatus, Message, SagaStepLog
 from .outbox import publish_pending
@@ -17,16 +17,18 @@ from .tasks import celery_app
 SETTLED = (DeliveryStatus.SENT, DeliveryStatus.FAILED)  # the predicate of ix_message_settled_created_at
 
 
+def retentions(settings: Settings) -> list[Retention]:
+    """What the relay prunes: ledger rows by their last change, sent and failed mail by when it was written."""
+    return [
+        Retention(SagaStepLog, lambda cutoff: SagaStepLog.updated_at < cutoff, settings.ledger_retention_seconds),
+        Retention(Message, lambda cutoff: Message.status.in_(SETTLED) & (Message.created_at < cutoff), settings.mail_retention_seconds),
+    ]
+
+
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
-    pruner = Pruner(
-        make_session,
-        [
-            Retention(SagaStepLog, lambda cutoff: SagaStepLog.updated_at < cutoff, settings.ledger_retention_seconds),
-            Retention(Message, lambda cutoff: Message.status.in_(SETTLED) & (Message.created_at < cutoff), settings.mail_retention_seconds),
-        ],
-    )
+    pruner = Pruner(make_session, retentions(settings))
 
     def one_pass() -> None:
         drain(partial(publish_pending, make_session, celery_app, None))

@@ -6,15 +6,19 @@ loop (the same one, saga.run_relay) runs beside its worker. Run: python -m profi
 
 from saga import Pruner, Retention, run_relay
 
-from .config import get_settings
+from .config import Settings, get_settings
 from .db import make_sessionmaker
 from .models import SagaStepLog
 
 
+def retentions(settings: Settings) -> list[Retention]:
+    """What it prunes: ledger rows by their last change."""
+    return [Retention(SagaStepLog, lambda cutoff: SagaStepLog.updated_at < cutoff, settings.ledger_retention_seconds)]
+
+
 def main() -> None:
     settings = get_settings()
-    ledger = Retention(SagaStepLog, lambda cutoff: SagaStepLog.updated_at < cutoff, settings.ledger_retention_seconds)
-    pruner = Pruner(make_sessionmaker(settings.database_url), [ledger])
+    pruner = Pruner(make_sessionmaker(settings.database_url), retentions(settings))
     run_relay("profile retention", pruner.one_pass, settings.retention_interval_seconds, settings.retention_heartbeat_file)
 
 

@@ -12,17 +12,21 @@ from functools import partial
 from saga import Pruner, Retention, drain, run_relay
 
 from . import outbox, watchdog
-from .config import get_settings
+from .config import Settings, get_settings
 from .db import make_sessionmaker
 from .models import OutboxMessage
 from .tasks import celery_app
 
 
+def retentions(settings: Settings) -> list[Retention]:
+    """What the relay prunes: outbox rows published longer ago than their retention."""
+    return [Retention(OutboxMessage, lambda cutoff: OutboxMessage.published_at < cutoff, settings.outbox_retention_seconds)]
+
+
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
-    published = Retention(OutboxMessage, lambda cutoff: OutboxMessage.published_at < cutoff, settings.outbox_retention_seconds)
-    pruner = Pruner(make_session, [published])
+    pruner = Pruner(make_session, retentions(settings))
 
     def one_pass() -> None:
         watchdog.start_due_purges(make_session)
