@@ -151,6 +151,46 @@ def mail_run(stack: Stack, seconds: float) -> dict:
     return {**figures, "delivered": delivered, "delivered_per_s": delivered / (float(last) - float(first))}  # type: ignore[arg-type]
 
 
+# The seeded history is older than every retention. The benchmarks keep it (a retention longer
+# than the history) so that they measure the same data at every step; one more sustained run
+# then measures registration while the relays prune it with their default retention.
+RETENTION_SETTINGS = (
+    "USERS_OUTBOX_RETENTION_SECONDS",
+    "PROFILE_LEDGER_RETENTION_SECONDS",
+    "EMAILS_LEDGER_RETENTION_SECONDS",
+    "EMAILS_MAIL_RETENTION_SECONDS",
+)
+KEEP_HISTORY = dict.fromkeys(RETENTION_SETTINGS, str((seed.HISTORY_DAYS + 30) * 86400))
+PRUNING_PROCESSES = ("users-relay", "profile-retention", "emails-relay")
+PRUNABLE = {
+    "users": "SELECT count(*) FROM outbox_message WHERE published_at < now() - interval '7 days'",
+    "profile": "SELECT count(*) FROM saga_step_log WHERE updated_at < now() - interval '30 days'",
+    "emails": "SELECT (SELECT count(*) FROM saga_step_log WHERE updated_at < now() - interval '30 days') "
+    "+ (SELECT count(*) FROM message WHERE status IN ('sent', 'failed') AND created_at < now() - interval '30 days')",
+}
+
+
+def prunable_rows(stack: Stack) -> int:
+    return sum(int(stack.query(service, sql)[0][0]) for service, sql in PRUNABLE.items())  # type: ignore[call-overload]
+
+
+def pruning_run(stack: Stack, seconds: float) -> dict:
+    """Sustained registration (8 connections) while the relays and profile-retention prune the seeded history."""
+    before = prunable_rows(stack)
+    for name in RETENTION_SETTINGS:
+        stack.env.pop(name)
+    try:
+        for name in PRUNING_PROCESSES:  # started again with the default retention: they prune from their first pass
+            stack.stop(name)
+            stack.start(name)
+        run = registration_run(stack, 8, seconds)
+    finally:
+        stack.env.update(KEEP_HISTORY)
+    run["rows_pruned"] = before - prunable_rows(stack)
+    run["prunable_before"] = before
+    return run
+
+
 def plot(levels: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -228,6 +268,24 @@ def measure(stack: Stack, seconds: float, size: int) -> dict:
     figures["mail"] = mail_run(stack, seconds / 4)
     print("relay and watchdog scans ...", flush=True)
     figures["scans"] = scan_timings(stack)
+    if size:
+        print("registration: sustained while the relays prune the history ...", flush=True)
+        figures["while_pruning"] = pruning_run(stack, seconds)
+    return figures
+
+
+def measure_pruning(stack: Stack, seconds: float, size: int) -> dict:
+    """Only the sustained registration rate on `size` users of history, without and then with the pruning."""
+    stack.stop_all()
+    stack.reset_data()
+    seed.seed(stack.config, size)
+    stack.start_all()
+    print(f"--- {size} users of history: sustained, while pruning, and again without (the machine's load drifts)", flush=True)
+    figures = {"users": size, "sustained": registration_run(stack, 8, seconds), "while_pruning": pruning_run(stack, seconds)}
+    for name in PRUNING_PROCESSES:  # the history kept again: no pruning
+        stack.stop(name)
+        stack.start(name)
+    figures["sustained_after"] = registration_run(stack, 8, seconds)
     return figures
 
 
@@ -299,18 +357,31 @@ def main() -> int:
     parser.add_argument(
         "--sizes", default="0,100000,1000000", help="users of seeded history to run the benchmarks at, the first one usually 0"
     )
+    parser.add_argument(
+        "--pruning-only",
+        action="store_true",
+        help="per size: sustained registration without, then with the pruning; print, write nothing",
+    )
     args = parser.parse_args()
     seconds = args.seconds
     sizes = [int(size) for size in args.sizes.split(",")]
 
     stack = Stack()
     stack.env.update(UNTHROTTLED)
+    stack.env.update(KEEP_HISTORY)
     # As a user runs it: no failpoints, the services' default settings.
     for name in ("SAGA_FAILPOINTS", "USERS_SAGA_STALE_AFTER_SECONDS", "USERS_RELAY_INTERVAL_SECONDS", "EMAILS_RETRY_BACKOFF_MAX_SECONDS"):
         stack.env.pop(name, None)
     # Except the send limits: the mail run measures delivery, from one address to one user.
     stack.env.update({"EMAILS_SEND_RATE_PER_ADDRESS": "", "EMAILS_SEND_RATE_PER_RECIPIENT": ""})
     stack.start_infra()
+    if args.pruning_only:
+        try:
+            for size in sizes:
+                print(render_pruning([measure_pruning(stack, seconds, size)]), flush=True)
+        finally:
+            stack.stop_all()
+        return 0
     results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "seconds": seconds, "growth": []}
     explain_text = None
     try:
@@ -468,6 +539,7 @@ def render_growth(r: dict) -> list[str]:
         seeded = f"{run['seed_s']:.0f}" if "seed_s" in run else "-"
         lines.append(f"| {run['users']:,} | {seeded} | " + " | ".join(cells) + " |")
     lines += ["", "![figures against the data's size](benchmarks-growth.png)", ""]
+    lines += render_pruning([run for run in growth if "while_pruning" in run]).splitlines()
     explained = r.get("explain")
     if explained:
         unindexed = explained["unindexed"]
@@ -479,6 +551,32 @@ def render_growth(r: dict) -> list[str]:
             "",
         ]
     return lines
+
+
+def render_pruning(runs: list[dict]) -> str:
+    """Registration with and without the retention job pruning the seeded history, from the same run."""
+    if not runs:
+        return ""
+    lines = [
+        "### Registration while the retention job prunes",
+        "",
+        "Sustained registration (8 connections), then again right after the relays and `profile-retention` start "
+        "pruning the seeded history with their default retention (published outbox rows older than 7 days, ledger "
+        "rows and settled mail older than 30: about 96% of the history).",
+        "",
+        "| users of history | registrations/s | while pruning | change | saga p50 (ms) | while pruning | rows pruned during the run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        base, pruning = run["sustained"], run["while_pruning"]
+        change = f"{pruning['completed_per_s'] / base['completed_per_s'] - 1:+.0%}" if base["completed_per_s"] else "-"
+        lines.append(
+            f"| {run['users']:,} | {base['completed_per_s']:.1f} | {pruning['completed_per_s']:.1f} | {change} | "
+            f"{base['saga_p50_ms']:.0f} | {pruning['saga_p50_ms']:.0f} | {pruning['rows_pruned']:,} of {pruning['prunable_before']:,} |"
+        )
+        if after := run.get("sustained_after"):
+            lines.append(f"| {run['users']:,}, again without | {after['completed_per_s']:.1f} | | | {after['saga_p50_ms']:.0f} | | |")
+    return "\n".join([*lines, ""])
 
 
 if __name__ == "__main__":
