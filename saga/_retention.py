@@ -9,20 +9,21 @@ their last change is older than their retention, which may not be shorter than
 finds the row its step left.
 
 The pruning runs in the services' relay loops (``run_relay``): one short transaction per table
-and pass deletes at most ``PRUNE_BATCH`` rows, skipping rows another transaction holds, so the
-relay's own interval is the pause between batches; a table whose batch comes back short is next
-pruned ``PRUNE_EVERY_SECONDS`` later.
+deletes at most ``PRUNE_BATCH`` rows, skipping rows another transaction holds, then that table
+pauses ``PRUNE_PAUSE_SECONDS`` (or the relay's interval, if longer), so that a large backlog is
+pruned slowly rather than taking the database's time from registrations; a table whose batch
+comes back short is next pruned ``PRUNE_EVERY_SECONDS`` later.
 """
 
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
-from sqlalchemy import ColumnElement, delete, inspect, select, tuple_
+from sqlalchemy import ColumnElement, delete, func, inspect, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("saga.retention")
@@ -33,7 +34,8 @@ SAGA_DEADLINE = timedelta(days=7)
 # that disagree between the users database (which dates the saga) and the workers.
 IDEMPOTENCY_RETENTION_MIN = SAGA_DEADLINE + timedelta(days=1)
 
-PRUNE_BATCH = 1000
+PRUNE_BATCH = 500
+PRUNE_PAUSE_SECONDS = 1.0
 PRUNE_EVERY_SECONDS = 300.0
 
 
@@ -63,7 +65,7 @@ class Retention:
     """
 
     model: type[Any]  # a mapped class
-    prunable: Callable[[datetime], ColumnElement[bool]]
+    prunable: Callable[[ColumnElement[datetime]], ColumnElement[bool]]
     keep_seconds: float
 
     @property
@@ -74,33 +76,36 @@ class Retention:
 def prune_batch(session: Session, retention: Retention, limit: int = PRUNE_BATCH) -> int:
     """Delete up to ``limit`` prunable rows in the caller's transaction; rows locked elsewhere are skipped."""
     key = inspect(retention.model).primary_key
-    cutoff = datetime.now(UTC) - timedelta(seconds=retention.keep_seconds)
+    # The database's clock, the one that dated the rows.
+    cutoff = func.now() - timedelta(seconds=retention.keep_seconds)
     doomed = select(*key).where(retention.prunable(cutoff)).limit(limit).with_for_update(skip_locked=True)
     result = session.execute(delete(retention.model).where(tuple_(*key).in_(doomed)))
     return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
 
 
 class Pruner:
-    """Prunes each table one batch per ``one_pass`` while it has a backlog, then every ``every_seconds``."""
+    """Prunes each table a batch at a time, ``pause_seconds`` apart while it has a backlog, then every ``every_seconds``."""
 
     def __init__(
         self,
         make_session: sessionmaker[Session],
         retentions: Sequence[Retention],
         batch: int = PRUNE_BATCH,
+        pause_seconds: float = PRUNE_PAUSE_SECONDS,
         every_seconds: float = PRUNE_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._make_session = make_session
         self._retentions = retentions
         self._batch = batch
+        self._pause_seconds = pause_seconds
         self._every_seconds = every_seconds
         self._clock = clock
         self._due = dict.fromkeys(range(len(retentions)), 0.0)
         self._pruned = dict.fromkeys(range(len(retentions)), 0)
 
     def one_pass(self) -> int:
-        """One batch for every table that is due; the rows deleted."""
+        """A batch for every table that is due; the rows deleted."""
         total = 0
         for i, retention in enumerate(self._retentions):
             if self._clock() < self._due[i]:
@@ -109,11 +114,12 @@ class Pruner:
                 pruned = prune_batch(session, retention, self._batch)
             total += pruned
             self._pruned[i] += pruned
-            if pruned < self._batch:  # caught up: again later
-                if self._pruned[i]:
-                    log.info(
-                        "pruned %d rows of %s older than %s", self._pruned[i], retention.name, timedelta(seconds=retention.keep_seconds)
-                    )
-                self._pruned[i] = 0
-                self._due[i] = self._clock() + self._every_seconds
+            if pruned == self._batch:  # a backlog: the next batch after the pause
+                self._due[i] = self._clock() + self._pause_seconds
+                continue
+            if self._pruned[i]:
+                days = retention.keep_seconds / 86400
+                log.info("pruned %d rows of %s older than %g days", self._pruned[i], retention.name, days)
+            self._pruned[i] = 0
+            self._due[i] = self._clock() + self._every_seconds  # caught up: again later
         return total

@@ -49,13 +49,13 @@ def sessions(clean: Stack) -> Iterator[dict[str, sessionmaker[Session]]]:
         make_session.kw["bind"].dispose()
 
 
-def _pruner(service: str, make_session: sessionmaker[Session], batch: int, clock: Clock) -> Pruner:
+def _pruner(service: str, make_session: sessionmaker[Session], batch: int, clock: Clock, pause: float = 0) -> Pruner:
     retentions = {
         "users": lambda: users_relay.retentions(users_settings()),
         "profile": lambda: profile_retention.retentions(profile_settings()),
         "emails": lambda: emails_relay.retentions(emails_settings()),
     }[service]()
-    return Pruner(make_session, retentions, batch=batch, every_seconds=60, clock=clock)
+    return Pruner(make_session, retentions, batch=batch, pause_seconds=pause, every_seconds=60, clock=clock)
 
 
 def _saga(users: sessionmaker[Session]) -> uuid.UUID:
@@ -88,11 +88,14 @@ def test_published_outbox_rows_go_in_batches_once_past_their_retention(clean: St
     clean.query("users", insert.format("now() - %s * interval '1 day'"), saga_id, retention_days, retention_days - 0.1)  # young
     clean.query("users", insert.format("NULL"), saga_id, retention_days + 30)  # never published: kept however old
     clock = Clock()
-    pruner = _pruner("users", sessions["users"], batch=2, clock=clock)
+    pruner = _pruner("users", sessions["users"], batch=2, clock=clock, pause=1)
 
-    assert [pruner.one_pass() for _ in range(4)] == [2, 2, 1, 0]  # the short batch ends the round
-    clock.now += 61
-    assert pruner.one_pass() == 0
+    pruned = []
+    for tick in (0, 0.5, 0.5, 1, 1, 30, 31):  # seconds passing before each pass
+        clock.now += tick
+        pruned.append(pruner.one_pass())
+    # A batch, a pause, the next; the short batch ends the round until every_seconds (60) passed.
+    assert pruned == [2, 0, 2, 1, 0, 0, 0]
 
     kept = clean.query("users", "SELECT published_at IS NULL FROM outbox_message ORDER BY id")
     assert sorted(row[0] for row in kept) == [False, True, True]
