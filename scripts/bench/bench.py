@@ -288,17 +288,20 @@ def measure_pruning(stack: Stack, seconds: float, size: int, rounds: int = 2) ->
     seed.seed(stack.config, size)
     stack.start_all()
     print(f"--- {size} users of history: sustained without, then while pruning; {rounds} rounds (the machine's load drifts)", flush=True)
+    batch_ms = batch_timings(stack)
     measured = []
     for _ in range(rounds):
         restart_pruning_processes(stack, prune=False)
         measured.append({"users": size, "sustained": registration_run(stack, 8, seconds), "while_pruning": pruning_run(stack, seconds)})
-    restart_pruning_processes(stack, prune=False)
-    measured[-1]["batch_ms"] = batch_timings(stack)
+        print(json.dumps(measured[-1], default=str), flush=True)
+    measured[-1]["batch_ms"] = batch_ms
     return measured
 
 
 def batch_timings(stack: Stack, repeat: int = 10) -> dict[str, float]:
     """Median milliseconds of one batch of each table's pruning (default retention), on the seeded history."""
+    # The services' modules read their settings on import: the stack's, with the default retention.
+    os.environ.update({k: v for k, v in stack.env.items() if k.startswith(("USERS_", "PROFILE_", "EMAILS_")) and k not in KEEP_HISTORY})
     from emails_svc import relay as emails_relay
     from emails_svc.config import Settings as EmailsSettings
     from profile_svc import retention as profile_retention
@@ -309,9 +312,9 @@ def batch_timings(stack: Stack, repeat: int = 10) -> dict[str, float]:
     from users_svc.db import make_sessionmaker
 
     retentions = {
-        "users": users_relay.retentions(UsersSettings(database_url="-", broker_url="-")),
-        "profile": profile_retention.retentions(ProfileSettings(database_url="-", broker_url="-")),
-        "emails": emails_relay.retentions(EmailsSettings(database_url="-", broker_url="-")),
+        "users": users_relay.retentions(UsersSettings()),  # type: ignore[call-arg]  # from the environment
+        "profile": profile_retention.retentions(ProfileSettings()),  # type: ignore[call-arg]
+        "emails": emails_relay.retentions(EmailsSettings()),  # type: ignore[call-arg]
     }
     timings = {}
     for service, kinds in retentions.items():
