@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
-from sqlalchemy import ColumnElement, delete, func, inspect, select, tuple_
+from sqlalchemy import ColumnElement, any_, delete, func, inspect, literal_column, select
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("saga.retention")
@@ -74,12 +74,16 @@ class Retention:
 
 
 def prune_batch(session: Session, retention: Retention, limit: int = PRUNE_BATCH) -> int:
-    """Delete up to ``limit`` prunable rows in the caller's transaction; rows locked elsewhere are skipped."""
-    key = inspect(retention.model).primary_key
+    """Delete up to ``limit`` prunable rows in the caller's transaction; rows locked elsewhere are skipped.
+
+    ``DELETE ... WHERE ctid = ANY(ARRAY(SELECT ctid ... LIMIT n FOR UPDATE SKIP LOCKED))``: the rows
+    chosen are locked, then deleted by their physical address (a TID scan), whatever the table's key.
+    """
+    ctid: ColumnElement[str] = literal_column("ctid")
     # The database's clock, the one that dated the rows.
     cutoff = func.now() - timedelta(seconds=retention.keep_seconds)
-    doomed = select(*key).where(retention.prunable(cutoff)).limit(limit).with_for_update(skip_locked=True)
-    result = session.execute(delete(retention.model).where(tuple_(*key).in_(doomed)))
+    doomed = select(ctid).select_from(retention.model).where(retention.prunable(cutoff)).limit(limit).with_for_update(skip_locked=True)
+    result = session.execute(delete(retention.model).where(ctid == any_(func.ARRAY(doomed.scalar_subquery()))))
     return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
 
 
