@@ -5,7 +5,7 @@ from typing import Literal, Self
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
+from saga import DEV_SIGNING_KEY, IdempotencyRetentionSeconds, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
 
 from .throttle import parse_rates
 
@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     # Touched on every relay pass when set: the container's healthcheck reads its age.
     relay_heartbeat_file: Path | None = None
     relay_interval_seconds: float = 2.0
+    # The relay prunes ledger rows whose last change is older than this, and sent or failed mail
+    # written longer ago (a welcome or goodbye mail's row keeps its step from sending it twice);
+    # neither may be shorter than a saga's messages live (saga/_retention.py). Queued mail stays.
+    ledger_retention_seconds: IdempotencyRetentionSeconds = 30 * 24 * 3600
+    mail_retention_seconds: IdempotencyRetentionSeconds = 30 * 24 * 3600
     # POST /v1/emails/send/ per client address and per recipient user, in the limits notation
     # ("5/minute;50/day": each must hold); past one, 429 with Retry-After. Empty: no limit.
     send_rate_per_address: str = "20/minute;200/hour"

@@ -43,6 +43,8 @@ class Message(Base):
         # One welcome (or goodbye) mail per saga, however often its step is delivered.
         Index("uq_message_saga_id_kind", "saga_id", "kind", unique=True, postgresql_where=text("saga_id IS NOT NULL")),
         Index("ix_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        # The retention job finds sent and failed mail by age.
+        Index("ix_message_settled_created_at", "created_at", postgresql_where=text("status IN ('sent', 'failed')")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -1,10 +1,11 @@
 from functools import cache
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from saga import DEV_SIGNING_KEY, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
+from saga import DEV_SIGNING_KEY, IdempotencyRetentionSeconds, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
 
 
 class Settings(BaseSettings):
@@ -19,6 +20,12 @@ class Settings(BaseSettings):
     require_access_token: bool = False
     # The users service's signing key (USERS_JWT_SIGNING_KEY): tokens are verified here, locally.
     jwt_signing_key: str = DEV_SIGNING_KEY
+    # The retention process (python -m profile_svc.retention) prunes ledger rows whose last change
+    # is older than this; it may not be shorter than a saga's messages live (saga/_retention.py).
+    ledger_retention_seconds: IdempotencyRetentionSeconds = 30 * 24 * 3600
+    # Its pause between batches; touched on every pass when set (the container's healthcheck reads its age).
+    retention_interval_seconds: float = 1.0
+    retention_heartbeat_file: Path | None = None
 
     def secrets(self) -> list[Secret]:
         # The signing key only when tokens are required: otherwise this service never uses it.

@@ -22,6 +22,16 @@ from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, comp
 from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
 from ._relay import drain, publish_rows, run_relay
+from ._retention import (
+    IDEMPOTENCY_RETENTION_MIN,
+    PRUNE_BATCH,
+    SAGA_DEADLINE,
+    IdempotencyRetentionSeconds,
+    Pruner,
+    Retention,
+    prune_batch,
+    saga_expires,
+)
 from ._sagas import DELETION, PURGE, REGISTRATION, RESTORE, SAGAS
 from ._service import (
     RequestIdMiddleware,
@@ -63,12 +73,15 @@ from ._tokens import (
 __all__ = [
     "DELETION",
     "DEV_SIGNING_KEY",
+    "IDEMPOTENCY_RETENTION_MIN",
     "NAMING_CONVENTION",
+    "PRUNE_BATCH",
     "PURGE",
     "REGISTRATION",
     "RESTORE",
     "ROLE_OPERATOR",
     "SAGAS",
+    "SAGA_DEADLINE",
     "STARTUP_FAILURE",
     "TRANSIENT_FAULTS",
     "AccessTokenVerifier",
@@ -78,11 +91,13 @@ __all__ = [
     "ClientAddress",
     "DeletionPayload",
     "DeletionStep",
+    "IdempotencyRetentionSeconds",
     "InjectedFault",
     "InvalidToken",
     "LedgerState",
     "Payload",
     "PersistentTask",
+    "Pruner",
     "PurgePayload",
     "PurgeStep",
     "Queue",
@@ -93,6 +108,7 @@ __all__ = [
     "RegistrationStep",
     "RequestIdMiddleware",
     "RestoreStep",
+    "Retention",
     "RetriedForeverTask",
     "SagaAborted",
     "SagaDeclaration",
@@ -134,6 +150,7 @@ __all__ = [
     "new_claims",
     "password_in_url",
     "per_worker_process",
+    "prune_batch",
     "publish_rows",
     "queue_of",
     "reads_of",
@@ -141,6 +158,7 @@ __all__ = [
     "revoked_family_key",
     "revoked_key",
     "run_relay",
+    "saga_expires",
     "session_ended",
     "session_pools",
     "step_task_id",

@@ -1,11 +1,12 @@
 """The Celery app factory shared by every service's API and worker."""
 
+import logging
 from collections.abc import Callable
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_revoked, worker_process_init
 from kombu import Queue as KombuQueue  # type: ignore[attr-defined]  # kombu re-exports it lazily
 
 from ._names import Queue, queue_of
@@ -13,6 +14,23 @@ from ._names import Queue, queue_of
 # Kept above the longest task run and the longest retry countdown, so that Redis does not
 # redeliver tasks that are merely waiting; stuck sagas are re-driven by the watchdog instead.
 VISIBILITY_TIMEOUT_S = 900
+
+log = logging.getLogger("saga")
+
+
+def _report_expired(sender: Any = None, request: Any = None, expired: bool = False, **_: object) -> None:
+    # A saga message past its deadline (saga.SAGA_DEADLINE) is discarded unrun; the watchdog marks the saga.
+    if expired:
+        args = getattr(request, "args", None) or ("?",)
+        log.error(
+            "saga=%s task=%s id=%s expired: discarded unrun (the saga passed its deadline)",
+            args[0],
+            getattr(sender, "name", sender),
+            getattr(request, "id", None),
+        )
+
+
+task_revoked.connect(_report_expired, weak=False)
 
 
 def _route(name: str, args: object, kwargs: object, options: object, task: object = None, **kw: object) -> dict[str, str] | None:

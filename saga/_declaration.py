@@ -12,11 +12,14 @@ name, each on the queue of the service that owns its task, with deterministic ta
 - ``after_pivot_chain``: the steps after the pivot alone, for a saga re-driven past its pivot.
 
 Arguments: steps owned by the users service take ``(saga_id,)`` and read the rest from its
-database; every other step and every compensation takes ``(saga_id, payload)``.
+database; every other step and every compensation takes ``(saga_id, payload)``. Given
+``expires``, every signature (the compensations too) carries it: a worker discards the message
+unrun once it passed (``saga.SAGA_DEADLINE``).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from celery import Celery, chain
 from celery.canvas import Signature
@@ -76,35 +79,41 @@ class SagaDeclaration:
     def compensatable(self) -> frozenset[str]:
         return frozenset(step.name for step in self.steps if step.undo)
 
-    def saga(self, app: Celery, saga_id: str, payload: Payload) -> Signature:
+    def saga(self, app: Celery, saga_id: str, payload: Payload, expires: datetime | None = None) -> Signature:
         """The whole saga as one Celery chain, ready for ``apply_async``."""
         signatures = []
         for step in self.until_pivot:
-            sig = _step_signature(app, step, saga_id, payload)
+            sig = _step_signature(app, step, saga_id, payload, expires)
             if self.compensated:
-                sig.on_error(self.compensation_chain(app, saga_id, payload, step.name))
+                sig.on_error(self.compensation_chain(app, saga_id, payload, step.name, expires))
             signatures.append(sig)
-        return chain(*signatures, *self._after_pivot_signatures(app, saga_id, payload))
+        return chain(*signatures, *self._after_pivot_signatures(app, saga_id, payload, expires))
 
-    def after_pivot_chain(self, app: Celery, saga_id: str, payload: Payload) -> Signature:
-        """The steps after the pivot."""
-        return chain(*self._after_pivot_signatures(app, saga_id, payload))
+    def after_pivot_chain(self, app: Celery, saga_id: str, payload: Payload, expires: datetime | None = None) -> Signature:
+        """The steps after the pivot, each reporting itself to the saga log."""
+        return chain(*self._after_pivot_signatures(app, saga_id, payload, expires))
 
-    def compensation_chain(self, app: Celery, saga_id: str, payload: Payload, failed_step: str) -> Signature:
+    def compensation_chain(
+        self, app: Celery, saga_id: str, payload: Payload, failed_step: str, expires: datetime | None = None
+    ) -> Signature:
         """Undo every compensatable step that ran before ``failed_step``, latest first."""
         if not self.compensated:
             raise ValueError(f"the {self.kind} saga has no compensations")
         done_before = self.steps[: self.step_names.index(failed_step)]
-        undo = [_signature(app, step.undo, saga_id, dict(payload), queue=step.queue) for step in reversed(done_before) if step.undo]
+        undo = [
+            _signature(app, step.undo, saga_id, dict(payload), queue=step.queue, expires=expires)
+            for step in reversed(done_before)
+            if step.undo
+        ]
         return chain(
-            _signature(app, TaskName.BEGIN_COMPENSATION, saga_id, failed_step),
+            _signature(app, TaskName.BEGIN_COMPENSATION, saga_id, failed_step, expires=expires),
             *undo,
-            _signature(app, TaskName.FAIL_SAGA, saga_id),
+            _signature(app, TaskName.FAIL_SAGA, saga_id, expires=expires),
         )
 
-    def _after_pivot_signatures(self, app: Celery, saga_id: str, payload: Payload) -> list[Signature]:
+    def _after_pivot_signatures(self, app: Celery, saga_id: str, payload: Payload, expires: datetime | None) -> list[Signature]:
         # Before the history, a users.record_step_event(saga_id, step, "done", None, 0) followed each; still handled.
-        return [_step_signature(app, step, saga_id, payload) for step in self.after_pivot]
+        return [_step_signature(app, step, saga_id, payload, expires) for step in self.after_pivot]
 
 
 def step_task_id(saga_id: str, step: str) -> str:
@@ -112,14 +121,18 @@ def step_task_id(saga_id: str, step: str) -> str:
     return f"{saga_id}:{step}"
 
 
-def _step_signature(app: Celery, step: SagaStepDeclaration, saga_id: str, payload: Payload) -> Signature:
+def _step_signature(app: Celery, step: SagaStepDeclaration, saga_id: str, payload: Payload, expires: datetime | None) -> Signature:
     args: tuple[object, ...] = (saga_id,) if step.queue == Queue.USERS else (saga_id, dict(payload))
-    return _signature(app, step.task, *args, task_id=step_task_id(saga_id, step.name), queue=step.queue)
+    return _signature(app, step.task, *args, task_id=step_task_id(saga_id, step.name), queue=step.queue, expires=expires)
 
 
-def _signature(app: Celery, name: str, *args: object, task_id: str | None = None, queue: str | None = None) -> Signature:
+def _signature(
+    app: Celery, name: str, *args: object, task_id: str | None = None, queue: str | None = None, expires: datetime | None = None
+) -> Signature:
     # Immutable: Celery would otherwise prepend the previous result (or the failed request) to the arguments.
-    options: dict[str, str] = {"queue": queue or queue_of(name).value}
+    options: dict[str, object] = {"queue": queue or queue_of(name).value}
     if task_id:
         options["task_id"] = task_id
+    if expires:
+        options["expires"] = expires
     return app.signature(str(name), args=args, immutable=True, options=options)

@@ -27,7 +27,8 @@ class StepLedgerMixin:
     saga_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     step: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    # Indexed: the retention job prunes rows by the age of their last change.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), index=True)
 
 
 def claim_step(session: Session, ledger: type[StepLedgerMixin], saga_id: uuid.UUID, step: str) -> bool:

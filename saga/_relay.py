@@ -48,7 +48,7 @@ def drain(publish: Callable[[int], int], batch: int = BATCH) -> None:
         pass
 
 
-def run_relay(name: str, one_pass: Callable[[], None], interval_seconds: float, heartbeat_file: Path | None) -> None:
+def run_relay(name: str, one_pass: Callable[[], object], interval_seconds: float, heartbeat_file: Path | None) -> None:
     """Run ``one_pass`` every ``interval_seconds``; a failed pass (the database down) is logged and retried."""
     configure_logging()
     running = True

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     saga_stale_after_seconds: float = 30.0
     # A compensation the watchdog re-drove this many times without finishing needs an operator.
     saga_attention_after_redrives: int = Field(default=3, ge=1)
+    # The relay prunes published outbox rows this long after publishing: once published a row
+    # guards nothing (task ids and the ledgers make a message idempotent), it only tells when.
+    outbox_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     # Tokens: HS256 with a key every service shares (PROFILE_/EMAILS_JWT_SIGNING_KEY: the same value).
     jwt_signing_key: str = DEV_SIGNING_KEY
     access_token_ttl_seconds: int = 15 * 60

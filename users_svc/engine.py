@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SAGAS, SagaDeclaration, failpoint
+from saga import SAGAS, SagaDeclaration, failpoint, saga_expires
 
 from . import history, queries
 from .effects import EFFECTS
@@ -49,6 +49,10 @@ class SagaNotRunning(Exception):
 
 class SagaFinished(Exception):
     """An operator asked to re-drive a saga that is over."""
+
+
+class SagaPastDeadline(Exception):
+    """An operator asked to re-drive a saga past its deadline: its messages would expire unrun."""
 
 
 def now() -> datetime:
@@ -279,6 +283,8 @@ def redrive(session: Session, saga: Saga, actor: str) -> None:
     """Queue the saga to be published again, as its state asks (the caller holds its row lock)."""
     if saga.finished_at is not None:
         raise SagaFinished(f"saga {saga.id} is over ({saga.status})")
+    if saga_expires(saga.created_at) <= now():
+        raise SagaPastDeadline(f"saga {saga.id} is past its deadline ({saga_expires(saga.created_at):%Y-%m-%d %H:%M} UTC)")
     kind = _REDRIVE[SagaStatus(saga.status)]
     session.add(OutboxMessage(saga_id=saga.id, kind=kind))
     saga.redrive_count += 1

@@ -138,6 +138,9 @@ class Saga(Base):
     # Set by an operator or by the watchdog (a compensation that keeps failing); cleared by an operator.
     needs_attention: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     attention_note: Mapped[str | None] = mapped_column(Text)
+    # Set by the watchdog when the saga passed its deadline (saga.SAGA_DEADLINE) unfinished: its
+    # messages expire unrun and nothing re-drives it any more; an operator decides.
+    abandoned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # One class per kind (single-table inheritance): a query for RegistrationSaga finds registrations only.
@@ -228,7 +231,11 @@ class SagaEvent(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_outbox_message_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        # The retention job finds published rows by age.
+        Index("ix_outbox_message_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("saga.id", ondelete="CASCADE"), index=True)

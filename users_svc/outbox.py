@@ -13,7 +13,7 @@ from celery.canvas import Signature
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import publish_rows
+from saga import publish_rows, saga_expires
 
 from .effects import EFFECTS
 from .engine import declaration_of, record_published
@@ -27,11 +27,12 @@ def signature(session: Session, app: Celery, message: OutboxMessage) -> Signatur
     declaration = declaration_of(saga)
     saga_id = str(saga.id)
     payload = EFFECTS[saga.kind].payload(user)
+    expires = saga_expires(saga.created_at)  # no message of the saga runs past its deadline
     if message.kind == OutboxKind.COMPENSATE:
-        return declaration.compensation_chain(app, saga_id, payload, saga.failed_step or declaration.pivot)
+        return declaration.compensation_chain(app, saga_id, payload, saga.failed_step or declaration.pivot, expires)
     if message.kind == OutboxKind.AFTER_PIVOT:
-        return declaration.after_pivot_chain(app, saga_id, payload)
-    return declaration.saga(app, saga_id, payload)
+        return declaration.after_pivot_chain(app, saga_id, payload, expires)
+    return declaration.saga(app, saga_id, payload, expires)
 
 
 def publish_outbox(make_session: sessionmaker[Session], app: Celery, saga_id: uuid.UUID | None = None, limit: int = 100) -> int:

@@ -185,7 +185,7 @@ def _locked(session: Session, saga_id: uuid.UUID) -> Saga:
     "/{saga_id}/redrive",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SagaSummary,
-    responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "the saga is over: nothing to re-drive"}},
+    responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "the saga is over, or past its deadline: nothing to re-drive"}},
 )
 def redrive_saga(
     saga_id: uuid.UUID,
@@ -203,6 +203,9 @@ def redrive_saga(
             engine.redrive(session, saga, operator.email)
         except engine.SagaFinished:
             raise HTTPException(status.HTTP_409_CONFLICT, f"the saga is over ({saga.status}): nothing to re-drive") from None
+        except engine.SagaPastDeadline as exc:
+            # Its messages would expire unrun, and its steps' ledger rows may be pruned (docs/operations.md).
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: a re-drive would run nothing") from None
     # Committed; publish now (the relay publishes it if this fails).
     outbox.publish_outbox(make_session, celery_app, saga_id=saga_id)
     with reads() as session:

@@ -2,7 +2,9 @@
 
 A lost message or a worker killed outright leaves a saga without progress; the watchdog queues it
 to be published again (backing off per re-drive), so no saga waits on the broker's visibility
-timeout. Deterministic task ids and idempotent steps make a re-driven saga safe.
+timeout. Deterministic task ids and idempotent steps make a re-driven saga safe, for as long as
+the other services keep their ledger rows: so a saga past its deadline (``saga.SAGA_DEADLINE``,
+when its messages expire) is not re-driven but marked abandoned, for an operator.
 """
 
 import logging
@@ -10,9 +12,9 @@ import logging
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SagaKind
+from saga import SagaKind, saga_expires
 
-from .engine import mark_attention, redrive, start_saga
+from .engine import mark_attention, now, redrive, start_saga
 from .models import AccountStatus, OutboxMessage, Saga, SagaStatus, UserAccount
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,8 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
     """Queue sagas that stopped moving to be published again (backing off per re-drive).
 
     A compensation re-driven ``attention_after`` times without finishing is marked as needing
-    attention: it keeps failing, and an operator has to look (docs/operations.md).
+    attention: it keeps failing, and an operator has to look (docs/operations.md). A saga past its
+    deadline is abandoned instead (its messages expire unrun) and marked as needing attention too.
     """
     unpublished = exists().where(OutboxMessage.saga_id == Saga.id, OutboxMessage.published_at.is_(None))
     wait = func.make_interval(0, 0, 0, 0, 0, 0, stale_after_seconds * func.power(2, func.least(Saga.redrive_count, 5)))
@@ -35,6 +38,7 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
             # The shortest wait (no re-drive yet) bounds the scan of the partial index of unfinished
             # sagas (ix_saga_unfinished): only the sagas idle that long are read, oldest first.
             Saga.progressed_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, stale_after_seconds),
+            Saga.abandoned_at.is_(None),
             Saga.progressed_at < func.now() - wait,
             ~unpublished,
         )
@@ -42,16 +46,22 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    redriven = 0
     with make_session.begin() as session:
-        sagas = session.scalars(query).all()
-        for saga in sagas:
+        for saga in session.scalars(query).all():
+            if saga_expires(saga.created_at) <= now():
+                log.error("saga=%s abandoned while %s: past its deadline, its messages expire; needs an operator", saga.id, saga.status)
+                saga.abandoned_at = now()
+                mark_attention(session, saga, WATCHDOG, f"abandoned while {saga.status}: past its deadline, nothing re-drives it")
+                continue
             log.warning("saga=%s stalled while %s; re-driving (%d)", saga.id, saga.status, saga.redrive_count + 1)
             redrive(session, saga, WATCHDOG)
+            redriven += 1
             if saga.status == SagaStatus.COMPENSATING and saga.redrive_count >= attention_after:
                 note = f"compensation re-driven {saga.redrive_count} times without finishing"
                 if mark_attention(session, saga, WATCHDOG, note):
                     log.error("saga=%s needs attention: %s (failed step %s)", saga.id, note, saga.failed_step)
-    return len(sagas)
+    return redriven
 
 
 def start_due_purges(make_session: sessionmaker[Session], limit: int = 100) -> int:

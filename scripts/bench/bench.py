@@ -151,6 +151,53 @@ def mail_run(stack: Stack, seconds: float) -> dict:
     return {**figures, "delivered": delivered, "delivered_per_s": delivered / (float(last) - float(first))}  # type: ignore[arg-type]
 
 
+# The seeded history is older than every retention. The benchmarks keep it (a retention longer
+# than the history) so that they measure the same data at every step; one more sustained run
+# then measures registration while the relays prune it with their default retention.
+RETENTION_SETTINGS = (
+    "USERS_OUTBOX_RETENTION_SECONDS",
+    "PROFILE_LEDGER_RETENTION_SECONDS",
+    "EMAILS_LEDGER_RETENTION_SECONDS",
+    "EMAILS_MAIL_RETENTION_SECONDS",
+)
+KEEP_HISTORY = dict.fromkeys(RETENTION_SETTINGS, str((seed.HISTORY_DAYS + 30) * 86400))
+PRUNING_PROCESSES = ("users-relay", "profile-retention", "emails-relay")
+PRUNABLE = {
+    "users": "SELECT count(*) FROM outbox_message WHERE published_at < now() - interval '7 days'",
+    "profile": "SELECT count(*) FROM saga_step_log WHERE updated_at < now() - interval '30 days'",
+    "emails": "SELECT (SELECT count(*) FROM saga_step_log WHERE updated_at < now() - interval '30 days') "
+    "+ (SELECT count(*) FROM message WHERE status IN ('sent', 'failed') AND created_at < now() - interval '30 days')",
+}
+
+
+def prunable_rows(stack: Stack) -> int:
+    return sum(int(stack.query(service, sql)[0][0]) for service, sql in PRUNABLE.items())  # type: ignore[call-overload]
+
+
+def restart_pruning_processes(stack: Stack, *, prune: bool) -> None:
+    """The relays and profile-retention started again, keeping the history or pruning it (their default retention)."""
+    if prune:
+        for name in RETENTION_SETTINGS:
+            stack.env.pop(name)
+    try:
+        for name in PRUNING_PROCESSES:
+            stack.stop(name)
+            stack.start(name)
+    finally:
+        stack.env.update(KEEP_HISTORY)
+
+
+def pruning_run(stack: Stack, seconds: float) -> dict:
+    """Sustained registration (8 connections) while the relays and profile-retention prune the seeded history."""
+    before = prunable_rows(stack)
+    restart_pruning_processes(stack, prune=True)
+    wait_until(lambda: prunable_rows(stack) < before, timeout=60, interval=0.5, what="the pruning to begin")
+    run = registration_run(stack, 8, seconds)
+    run["rows_pruned"] = before - prunable_rows(stack)
+    run["prunable_before"] = before
+    return run
+
+
 def plot(levels: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -240,7 +287,58 @@ def measure(stack: Stack, seconds: float, size: int) -> dict:
     figures["mail"] = mail_run(stack, seconds / 4)
     print("relay and watchdog scans ...", flush=True)
     figures["scans"] = scan_timings(stack)
+    if size:
+        print("registration: sustained while the relays prune the history ...", flush=True)
+        figures["while_pruning"] = pruning_run(stack, seconds)
     return figures
+
+
+def measure_pruning(stack: Stack, seconds: float, size: int, rounds: int = 2) -> list[dict]:
+    """Only the sustained registration rate on `size` users of history, without and with the pruning, alternately."""
+    stack.stop_all()
+    stack.reset_data()
+    seed.seed(stack.config, size)
+    stack.start_all()
+    print(f"--- {size} users of history: sustained without, then while pruning; {rounds} rounds (the machine's load drifts)", flush=True)
+    batch_ms = batch_timings(stack)
+    measured = []
+    for _ in range(rounds):
+        restart_pruning_processes(stack, prune=False)
+        measured.append({"users": size, "sustained": registration_run(stack, 8, seconds), "while_pruning": pruning_run(stack, seconds)})
+        print(json.dumps(measured[-1], default=str), flush=True)
+    measured[-1]["batch_ms"] = batch_ms
+    return measured
+
+
+def batch_timings(stack: Stack, repeat: int = 10) -> dict[str, float]:
+    """Median milliseconds of one batch of each table's pruning (default retention), on the seeded history."""
+    # The services' modules read their settings on import: the stack's, with the default retention.
+    os.environ.update({k: v for k, v in stack.env.items() if k.startswith(("USERS_", "PROFILE_", "EMAILS_")) and k not in KEEP_HISTORY})
+    from emails_svc import relay as emails_relay
+    from emails_svc.config import Settings as EmailsSettings
+    from profile_svc import retention as profile_retention
+    from profile_svc.config import Settings as ProfileSettings
+    from saga import PRUNE_BATCH, make_sessionmaker, prune_batch
+    from users_svc import relay as users_relay
+    from users_svc.config import Settings as UsersSettings
+
+    retentions = {
+        "users": users_relay.retentions(UsersSettings()),  # type: ignore[call-arg]  # from the environment
+        "profile": profile_retention.retentions(ProfileSettings()),  # type: ignore[call-arg]
+        "emails": emails_relay.retentions(EmailsSettings()),  # type: ignore[call-arg]
+    }
+    timings = {}
+    for service, kinds in retentions.items():
+        sessions = make_sessionmaker(stack.config.database_url(service))
+        for retention in kinds:
+            samples = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                with sessions.begin() as session:
+                    prune_batch(session, retention, PRUNE_BATCH)
+                samples.append((time.perf_counter() - started) * 1000)
+            timings[f"{service}.{retention.name}"] = percentile(samples, 50)
+    return timings
 
 
 def scan_timings(stack: Stack, repeat: int = 20) -> dict[str, float]:
@@ -310,18 +408,31 @@ def main() -> int:
     parser.add_argument(
         "--sizes", default="0,100000,1000000", help="users of seeded history to run the benchmarks at, the first one usually 0"
     )
+    parser.add_argument(
+        "--pruning-only",
+        action="store_true",
+        help="per size: sustained registration without, then with the pruning; print, write nothing",
+    )
     args = parser.parse_args()
     seconds = args.seconds
     sizes = [int(size) for size in args.sizes.split(",")]
 
     stack = Stack()
     stack.env.update(UNTHROTTLED)
+    stack.env.update(KEEP_HISTORY)
     # As a user runs it: no failpoints, the services' default settings.
     for name in ("SAGA_FAILPOINTS", "USERS_SAGA_STALE_AFTER_SECONDS", "USERS_RELAY_INTERVAL_SECONDS", "EMAILS_RETRY_BACKOFF_MAX_SECONDS"):
         stack.env.pop(name, None)
     # Except the send limits: the mail run measures delivery, from one address to one user.
     stack.env.update({"EMAILS_SEND_RATE_PER_ADDRESS": "", "EMAILS_SEND_RATE_PER_RECIPIENT": ""})
     stack.start_infra()
+    if args.pruning_only:
+        try:
+            for size in sizes:
+                print(render_pruning(measure_pruning(stack, seconds, size)), flush=True)
+        finally:
+            stack.stop_all()
+        return 0
     results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "seconds": seconds, "growth": []}
     explain_text = None
     try:
@@ -493,6 +604,7 @@ def render_growth(r: dict) -> list[str]:
         seeded = f"{run['seed_s']:.0f}" if "seed_s" in run else "-"
         lines.append(f"| {run['users']:,} | {seeded} | " + " | ".join(cells) + " |")
     lines += ["", "![figures against the data's size](benchmarks-growth.png)", ""]
+    lines += render_pruning([run for run in growth if "while_pruning" in run]).splitlines()
     explained = r.get("explain")
     if explained:
         unindexed = explained["unindexed"]
@@ -504,6 +616,38 @@ def render_growth(r: dict) -> list[str]:
             "",
         ]
     return lines
+
+
+def render_pruning(runs: list[dict]) -> str:
+    """Registration with and without the retention job pruning the seeded history, from the same run."""
+    if not runs:
+        return ""
+    lines = [
+        "### Registration while the retention job prunes",
+        "",
+        "Sustained registration (8 connections), then again once the relays and `profile-retention`, started again "
+        "with their default retention, are pruning the seeded history (published outbox rows older than 7 days, "
+        "ledger rows and settled mail older than 30: about 96% of the history).",
+        "",
+        "| users of history | registrations/s | while pruning | change | saga p50 (ms) | while pruning | rows pruned during the run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        base, pruning = run["sustained"], run["while_pruning"]
+        change = f"{pruning['completed_per_s'] / base['completed_per_s'] - 1:+.0%}" if base["completed_per_s"] else "-"
+        lines.append(
+            f"| {run['users']:,} | {base['completed_per_s']:.1f} | {pruning['completed_per_s']:.1f} | {change} | "
+            f"{base['saga_p50_ms']:.0f} | {pruning['saga_p50_ms']:.0f} | {pruning['rows_pruned']:,} of {pruning['prunable_before']:,} |"
+        )
+    for run in runs:
+        if "batch_ms" in run:
+            lines += [
+                "",
+                "One batch (500 rows, its own transaction), median: "
+                + ", ".join(f"{t} {ms:.0f} ms" for t, ms in run["batch_ms"].items())
+                + ".",
+            ]
+    return "\n".join([*lines, ""])
 
 
 if __name__ == "__main__":

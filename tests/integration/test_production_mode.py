@@ -78,7 +78,7 @@ def test_each_api_refuses_to_start_with_a_key_from_the_repository(infra: Stack, 
 @pytest.mark.parametrize(
     "process",
     [
-        *("users-api", "users-worker", "users-relay", "profile-api", "profile-worker"),
+        *("users-api", "users-worker", "users-relay", "profile-api", "profile-worker", "profile-retention"),
         *("emails-api", "emails-worker", "emails-mail-worker", "emails-relay"),
     ],
 )
