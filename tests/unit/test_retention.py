@@ -55,7 +55,7 @@ def test_every_message_a_saga_publishes_expires_at_its_deadline(app: Celery) -> 
     ]
     for chain in chains:
         signatures = _every_signature(dict(chain))
-        assert len(signatures) > 1
+        assert signatures
         assert all(sig["options"]["expires"] == expires for sig in signatures), [sig["task"] for sig in signatures]
 
 
