@@ -146,13 +146,22 @@ def list_sagas(
     items = _summaries(session, page.order_by(Saga.created_at.desc(), Saga.id.desc()).limit(limit + 1), stale_before)
     next_cursor = _encode_cursor(items[limit - 1].created_at, items[limit - 1].id) if len(items) > limit else None
 
-    counts = SagaCounts()
-    per_status = select(Saga.status, func.count(), func.count().filter(Saga.needs_attention)).where(*filters).group_by(Saga.status)
-    for saga_status, count, needing_attention in session.execute(per_status):
-        if saga_status in SagaStatus.__members__.values():
-            setattr(counts, saga_status, count)
-        counts.attention += needing_attention
+    counts = SagaCounts(limit=COUNT_LIMIT)
+    for saga_status in SagaStatus:
+        setattr(counts, saga_status, _count_to_limit(session, *filters, Saga.status == saga_status))
+    counts.attention = _count_to_limit(session, *filters, Saga.needs_attention.expression)
     return SagaPage(items=items[:limit], next_cursor=next_cursor, counts=counts)
+
+
+# Counts stop here: each is then a bounded index range (ix_saga_status_created_at_id, the partial
+# index of sagas needing attention), not a scan of every saga; the console shows "10000+".
+COUNT_LIMIT = 10_000
+
+
+def _count_to_limit(session: Session, *where: ColumnElement[bool]) -> int:
+    """How many sagas match, counted up to COUNT_LIMIT."""
+    matching = select(Saga.id).where(*where).limit(COUNT_LIMIT).subquery()
+    return session.scalar(select(func.count()).select_from(matching)) or 0
 
 
 def _aware(moment: datetime) -> datetime:

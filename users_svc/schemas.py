@@ -148,6 +148,7 @@ class SagaCounts(BaseModel):
     completed: int = 0
     failed: int = 0
     attention: int = 0
+    limit: int = Field(description="counting stops here: a count equal to it means at least that many")
 
 
 class SagaPage(BaseModel):

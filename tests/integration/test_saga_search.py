@@ -95,7 +95,7 @@ def test_search_filters_pages_and_counts(
     everything = users.get("/v1/sagas", headers=operator).json()
     # Newest first: the operator's own registration, then the five in reverse.
     assert [item["id"] for item in everything["items"][:5]] == [str(i) for i in reversed(ids)]
-    assert everything["counts"] == {"running": 3, "compensating": 1, "completed": 1, "failed": 1, "attention": 0}
+    assert everything["counts"] == {"running": 3, "compensating": 1, "completed": 1, "failed": 1, "attention": 0, "limit": 10000}
     assert everything["next_cursor"] is None
 
     failed = users.get("/v1/sagas", params={"status": "compensating"}, headers=operator).json()
@@ -104,7 +104,7 @@ def test_search_filters_pages_and_counts(
 
     by_email = users.get("/v1/sagas", params={"email": "USER2@Example.com"}, headers=operator).json()
     assert [(i["id"], i["email"], i["status"]) for i in by_email["items"]] == [(str(ids[2]), "user2@example.com", "failed")]
-    assert by_email["counts"] == {"running": 0, "compensating": 0, "completed": 0, "failed": 1, "attention": 0}
+    assert by_email["counts"] == {"running": 0, "compensating": 0, "completed": 0, "failed": 1, "attention": 0, "limit": 10000}
 
     stuck = users.get("/v1/sagas", params={"stuck": "true"}, headers=operator).json()
     assert [(i["id"], i["stuck"]) for i in stuck["items"]] == [(str(ids[3]), True)]
