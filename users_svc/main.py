@@ -23,6 +23,7 @@ from saga import (
 from . import accounts, api
 from .auth import LoginLimiter, RequestThrottle, TokenStore
 from .config import Settings, get_settings
+from .console import mount_console
 from .db import make_sessionmaker, reads_of
 from .hashing import MIB, HashSlots, hash_concurrency, read_resources
 from .tasks import celery_app
@@ -92,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(settings.broker_url)}
 
     add_probes(app, checks)
+    mount_console(app)
     return app
