@@ -303,11 +303,12 @@
     const focusedId = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.sagaId : null;
     body.replaceChildren();
     if (!items.length) {
-      body.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No saga matches these filters." })));
+      body.append(el("tr", {}, el("td", { colspan: 5, class: "muted", text: "No saga matches these filters." })));
       return;
     }
     for (const saga of items) {
-      const link = el("a", { href: `#saga=${saga.id}`, "data-saga-id": saga.id, title: `saga ${saga.id}` }, formatTime(saga.created_at));
+      const created = formatTime(saga.created_at);
+      const link = el("a", { href: `#saga=${saga.id}`, "data-saga-id": saga.id, title: `saga ${saga.id}, created ${created}` }, created.slice(5));
       const row = el("tr", {
         "data-saga-id": saga.id,
         class: saga.id === state.selected ? "selected" : null,
@@ -319,10 +320,9 @@
       },
       el("td", {}, link),
       el("td", { text: saga.kind }),
-      el("td", {}, statusBadge(saga.status)),
-      el("td", { class: "email", title: saga.user_id ? `user ${saga.user_id}` : null, text: saga.email || "—" }),
-      el("td", { class: "failed-step", text: saga.failed_step || "" }),
-      el("td", {}, flags(saga)));
+      el("td", {}, statusBadge(saga.status), flags(saga)),
+      el("td", { class: "email", title: `${saga.email || ""}${saga.user_id ? ` (user ${saga.user_id})` : ""}`, text: saga.email || "—" }),
+      el("td", { class: "failed-step", title: saga.failed_step || null, text: saga.failed_step || "" }));
       body.append(row);
       if (focusedId === saga.id) link.focus();
     }
@@ -434,8 +434,8 @@
     for (const event of events) {
       const at = parseTime(event.at);
       const type = event.type;
-      if (!event.step) {
-        sagaRow.marks.push({ at, event });
+      if (!event.step || !(type.startsWith("step_") || type.startsWith("compensation_"))) {
+        sagaRow.marks.push({ at, event }); // the saga's own events and the operators' actions
         continue;
       }
       const isCompensation = type.startsWith("compensation");
@@ -460,11 +460,19 @@
       }
     }
 
+    // The axis spans the saga's run: from its start to its end, or to now while it runs. Operator
+    // actions on a finished saga come later; they sit at the right edge (and in the history).
     const times = events.map((e) => parseTime(e.at)).filter((t) => t !== null);
+    const runTimes = events
+      .filter((e) => e.type.startsWith("step_") || e.type.startsWith("compensation_") || e.type.startsWith("saga_"))
+      .map((e) => parseTime(e.at))
+      .filter((t) => t !== null);
     const start = Math.min(parseTime(saga.created_at) ?? Infinity, ...times);
-    const lastEvent = times.length ? Math.max(...times) : start;
     const finished = FINISHED.has(saga.status);
-    const end = finished ? Math.max(lastEvent, parseTime(saga.finished_at) ?? lastEvent) : Math.max(lastEvent, Date.now());
+    const lastRun = runTimes.length ? Math.max(...runTimes) : start;
+    const end = finished
+      ? Math.max(lastRun, parseTime(saga.finished_at) ?? lastRun)
+      : Math.max(times.length ? Math.max(...times) : start, Date.now());
     for (const r of rows.values()) {
       if (r.open || r.queuedAt !== null) {
         const seg = r.open || { start: r.queuedAt, queuedAt: r.queuedAt, waiting: true };
@@ -488,7 +496,7 @@
     const axis = el("div", { class: "tl-row tl-axis", "aria-hidden": "true" }, el("div", { class: "tl-label" }));
     const ticks = el("div", { class: "tl-track" });
     for (let i = 0; i <= 4; i += 1) {
-      const tick = el("span", { class: "tick", text: i === 0 ? formatTime(start) : `+${formatDuration((span * i) / 4)}` });
+      const tick = el("span", { class: "tick", text: i === 0 ? formatTime(start).slice(11) : `+${formatDuration((span * i) / 4)}` });
       tick.style.left = `${i * 25}%`;
       ticks.append(tick);
     }
@@ -518,7 +526,8 @@
       for (const mark of r.marks) {
         const e = mark.event;
         const label = EVENT_LABELS[e.type] || e.type;
-        const text = `${label} at ${formatTime(mark.at, true)}${e.attempt ? `, attempt ${e.attempt}` : ""}` +
+        const later = mark.at > end ? " (after the saga ended)" : "";
+        const text = `${label} at ${formatTime(mark.at, true)}${later}${e.attempt ? `, attempt ${e.attempt}` : ""}` +
           `${e.actor ? ` by ${e.actor}` : ""}${e.error ? ` — ${e.error}` : ""}${e.detail ? ` — ${e.detail}` : ""}`;
         const node = el("span", {
           class: `mark ${mark.retry ? "retry" : "event"} type-${e.type}`,
@@ -561,7 +570,7 @@
     for (const e of events) {
       const operator = e.actor && e.actor !== "watchdog";
       body.append(el("tr", { "data-event": e.type, class: operator ? "operator" : null },
-        el("td", { text: formatTime(e.at, true) }),
+        el("td", { class: "at", title: formatTime(e.at, true), text: formatTime(e.at, true).slice(11) }),
         el("td", { text: EVENT_LABELS[e.type] || e.type }),
         el("td", { text: e.step || "" }),
         el("td", { text: e.attempt ?? "" }),
