@@ -16,7 +16,7 @@ from starlette.types import Scope
 STATIC = Path(__file__).parent / "static"
 # Only the page's own files: no inline script or style, no other origin, not framed.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
