@@ -189,10 +189,13 @@ def test_an_operator_finds_a_failed_saga_sees_its_timeline_and_marks_it(system: 
     Path(SCREENSHOT).parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
 
-    # The operator clears the mark; that is in the history too.
+    # The operator clears the mark; that is in the history too. The access token has gone bad
+    # meanwhile (as one does after 15 minutes): the page renews it with the refresh token.
+    browser.execute_script("sessionStorage.setItem('console.access_token', 'expired')")
     browser.find_element(By.ID, "action-clear").click()
     _text_of(browser, "#action-result", "Needs attention cleared.")
     assert operator in _text_of(browser, '#history-rows tr[data-event="attention_cleared"]', "needs attention cleared")
+    assert browser.execute_script("return sessionStorage.getItem('console.access_token')") != "expired"
 
     # Nothing the page did was refused by its Content-Security-Policy or failed in its script.
     problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

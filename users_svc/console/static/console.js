@@ -134,14 +134,27 @@
 
   // An operator call: on 401 the refresh token is tried once (access tokens live minutes); 401
   // again or 403 ends the console's session with a message on the login form.
+  // The list and the saga load side by side: one refresh serves both (a refresh token is used once).
+  let renewing = null;
+  function renew() {
+    if (!renewing) {
+      renewing = request("POST", "/v1/auth/refresh", { refresh_token: session.refresh })
+        .then((refreshed) => {
+          if (refreshed.status !== 200) return false;
+          session.save(refreshed.body);
+          return true;
+        })
+        .finally(() => {
+          renewing = null;
+        });
+    }
+    return renewing;
+  }
+
   async function api(method, path, body) {
     let answer = await request(method, path, body);
-    if (answer.status === 401 && session.refresh) {
-      const refreshed = await request("POST", "/v1/auth/refresh", { refresh_token: session.refresh });
-      if (refreshed.status === 200) {
-        session.save(refreshed.body);
-        answer = await request(method, path, body);
-      }
+    if (answer.status === 401 && session.refresh && (await renew())) {
+      answer = await request(method, path, body);
     }
     if (answer.status === 401) {
       signOut("Your session has ended. Log in again.");
