@@ -113,6 +113,9 @@ def test_an_operator_finds_a_failed_saga_sees_its_timeline_and_marks_it(system: 
     for email in (operator, bystander):
         wait_for_saga(client, system, _registered(client, system, email)["saga"]["id"], "completed")
     _grant_operator(system, operator)
+    # Other sagas beside it in the list, failing elsewhere (the picture shows them too).
+    for step in (RegistrationStep.CREATE_PROFILE, RegistrationStep.COMPLETE_REGISTRATION):
+        _registered(client, system, unique_email(f"fail-{step}"))
     console = system.url("gateway", "/console")
 
     # An account without the role is turned away with a message saying why.
