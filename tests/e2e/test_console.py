@@ -23,8 +23,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from saga import RegistrationStep
-from tests.stack import ROOT, Stack
-from tests.utils.registration import register, unique_email, wait_for_saga
+from tests.stack import ROOT, Stack, wait_until
+from tests.utils.registration import register, saga_of, unique_email, wait_for_saga
 
 PASSWORD = "correct horse"  # what register() signs up with
 SCREENSHOT = ROOT / "docs" / "console.png"
@@ -158,6 +158,7 @@ def test_an_operator_finds_a_failed_saga_sees_its_timeline_and_marks_it(system: 
     _shown(browser, timeline.format(f"compensation:{RegistrationStep.CREATE_PROFILE}", "compensation"))
     error = browser.find_element(By.CSS_SELECTOR, f'#timeline [data-row="step:{RegistrationStep.RECORD_ADDRESS}:error"]').text
     assert "failpoint fail-record_address" in error
+    assert not browser.find_elements(By.CSS_SELECTOR, "#timeline .bar.running")
     # Steps after the failure never ran: no bar.
     assert not browser.find_elements(By.CSS_SELECTOR, f'#timeline [data-row="step:{RegistrationStep.COMPLETE_REGISTRATION}"] .bar')
     history = browser.find_element(By.ID, "history-rows").text
@@ -203,3 +204,41 @@ def test_an_operator_finds_a_failed_saga_sees_its_timeline_and_marks_it(system: 
     # Nothing the page did was refused by its Content-Security-Policy or failed in its script.
     problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems
+
+
+def test_a_retried_step_is_marked_on_its_timeline_and_a_saga_opens_from_its_address(
+    system: Stack, client: httpx.Client, browser: WebDriver
+) -> None:
+    operator = unique_email("operator")
+    wait_for_saga(client, system, _registered(client, system, operator)["saga"]["id"], "completed")
+    _grant_operator(system, operator)
+    # SMTP refusing connections: the welcome mail's step is retried until the mail server is back.
+    system.stop("mail")
+    try:
+        saga_id = _registered(client, system, unique_email())["saga"]["id"]
+
+        def retried() -> bool:
+            welcome = next(s for s in saga_of(client, system, saga_id)["steps"] if s["step"] == "send_welcome_email")
+            return welcome["attempts"] >= 2
+
+        wait_until(retried, what="the welcome mail to be retried")
+    finally:
+        system.start("mail")
+    wait_for_saga(client, system, saga_id, "completed")
+
+    browser.get(system.url("gateway", f"/console/#saga={saga_id}"))
+    _log_in(browser, operator)
+    _text_of(browser, "#detail-title", saga_id)
+    welcome = f'#timeline [data-row="step:{RegistrationStep.SEND_WELCOME_EMAIL}"]'
+    _shown(browser, f"{welcome} .bar.done")
+    assert browser.find_elements(By.CSS_SELECTOR, f"{welcome} .bar.retried")
+    retry = browser.find_element(By.CSS_SELECTOR, f"{welcome} .mark.retry")
+    assert retry.text == "↻"
+    assert "attempt 1" in retry.get_attribute("aria-label")
+    error = browser.find_element(By.CSS_SELECTOR, f'#timeline [data-row="step:{RegistrationStep.SEND_WELCOME_EMAIL}:error"]').text
+    assert "attempt 1 retried" in error
+    assert "step retried" in browser.find_element(By.ID, "history-rows").text
+    # Over, nothing of it is drawn as still running or waiting.
+    assert not browser.find_elements(By.CSS_SELECTOR, "#timeline .bar.running")
+    # The saga is over: nothing to re-drive.
+    assert not browser.find_element(By.ID, "action-redrive").is_enabled()

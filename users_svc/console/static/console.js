@@ -7,6 +7,7 @@
   const PAGE_SIZE = 25;
   const STORE = window.sessionStorage;
   const FINISHED = new Set(["completed", "failed"]);
+  const SETTLED_STEPS = new Set(["done", "failed", "compensated", "skipped"]);
   const STATUSES = ["running", "compensating", "completed", "failed"];
   const EVENT_LABELS = {
     saga_started: "saga started",
@@ -486,12 +487,18 @@
     const end = finished
       ? Math.max(lastRun, parseTime(saga.finished_at) ?? lastRun)
       : Math.max(times.length ? Math.max(...times) : start, Date.now());
+    // A step's queued event is written by whoever published it, after the publish: it may come
+    // after the step started, or even finished. Left over, it is a wait only for a step still to
+    // run in a saga still running.
+    const stepStatus = new Map(steps.map((step) => [step.step, step.status]));
     for (const r of rows.values()) {
-      if (r.open || r.queuedAt !== null) {
+      const waiting = r.queuedAt !== null && !finished && !SETTLED_STEPS.has(stepStatus.get(r.label));
+      if (r.open || waiting) {
         const seg = r.open || { start: r.queuedAt, queuedAt: r.queuedAt, waiting: true };
         r.segments.push({ ...seg, end, status: "running", open: true });
-        r.open = null;
       }
+      r.open = null;
+      r.queuedAt = null;
     }
     // Steps that never ran (skipped after a failure) have no bar; compensations follow the steps.
     const ordered = [sagaRow, ...[...rows.values()].filter((r) => r.kind === "step"), ...[...rows.values()].filter((r) => r.kind === "compensation")];
