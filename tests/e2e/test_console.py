@@ -242,3 +242,28 @@ def test_a_retried_step_is_marked_on_its_timeline_and_a_saga_opens_from_its_addr
     assert not browser.find_elements(By.CSS_SELECTOR, "#timeline .bar.running")
     # The saga is over: nothing to re-drive.
     assert not browser.find_element(By.ID, "action-redrive").is_enabled()
+
+
+def test_an_operator_re_drives_a_saga_waiting_on_a_stopped_worker(system: Stack, client: httpx.Client, browser: WebDriver) -> None:
+    operator = unique_email("operator")
+    wait_for_saga(client, system, _registered(client, system, operator)["saga"]["id"], "completed")
+    _grant_operator(system, operator)
+    # No profile worker: the registration waits at its first step, running, not moving.
+    system.stop("profile-worker")
+    try:
+        saga_id = _registered(client, system, unique_email())["saga"]["id"]
+        browser.get(system.url("gateway", f"/console/#saga={saga_id}"))
+        _log_in(browser, operator)
+        _text_of(browser, "#detail-summary", "running")
+        _shown(browser, f'#timeline [data-row="step:{RegistrationStep.CREATE_PROFILE}"] .bar.running')
+        _wait(browser, lambda d: d.find_element(By.ID, "action-redrive").is_enabled(), "Re-drive enabled")
+        browser.find_element(By.ID, "action-redrive").click()
+        _text_of(browser, "#action-result", "Re-driven")
+        entry = _text_of(browser, '#history-rows tr.operator[data-event="redriven"]', operator)
+        assert "re-driven" in entry
+    finally:
+        system.start("profile-worker")
+    # The worker back, the saga completes in front of the operator (the page refreshes itself).
+    wait_for_saga(client, system, saga_id, "completed")
+    _text_of(browser, "#detail-summary", "completed")
+    _wait(browser, lambda d: not d.find_element(By.ID, "action-redrive").is_enabled(), "Re-drive disabled once it is over")
