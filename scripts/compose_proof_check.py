@@ -2,7 +2,8 @@
 """Assertions for scripts/compose-proof.sh beyond the smoke script's (standard library only:
 it runs on the host; scripts/smoke_check.py checks the contract's calls and the mail).
 
-    compose_proof_check.py gateway BASE_URL      nginx's own answers: JSON 404 and 413, X-Request-ID
+    compose_proof_check.py gateway BASE_URL      nginx's own answers: JSON 404 and 413, X-Request-ID;
+                                                 the saga console's page with its Content-Security-Policy
     compose_proof_check.py flower-workers N < WORKERS_JSON   Flower's /api/workers lists N live
                                                  workers on each queue
     compose_proof_check.py tokens BASE_URL       (tokens required) an access token signed with any
@@ -57,6 +58,10 @@ def gateway(base: str) -> None:
     big = b'{"pad":"' + b"x" * (2 * 1024 * 1024) + b'"}'
     status, _, body = _request(f"{base}/v1/register/", data=big, headers={"Content-Type": "application/json"})
     check((status, json.loads(body)) == (413, {"detail": "request body too large"}), f"gateway 2 MiB body: {status} {body!r}")
+    for path in ("/console/", "/console/console.js"):
+        status, headers, body = _request(f"{base}{path}")
+        policy = {k.lower(): v for k, v in headers.items()}.get("content-security-policy", "")
+        check(status == 200 and "script-src 'self'" in policy, f"gateway {path}: {status}, Content-Security-Policy {policy!r}")
 
 
 def flower_workers(per_queue: str) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian machine, only where it is missing:
-# PostgreSQL, Redis and nginx from Debian's packages, then a virtualenv from the locked requirements.
+# PostgreSQL, Redis, nginx and Chromium (with its driver) from Debian's packages, then a virtualenv from the locked requirements.
 # `setup.sh bench` also installs wrk and the benchmark's requirements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +17,20 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 # Debian's python3 has the venv module without ensurepip, which python3-venv adds and venv needs.
 [ -x "$VENV/bin/python" ] || python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ "$profile" != bench ] || command -v wrk >/dev/null || missing+=(wrk)
+# The console's browser test (tests/e2e/test_console.py): Debian's Chromium and the chromedriver
+# built with it, so their versions always match (nothing is downloaded at test time). A Chrome
+# with its matching driver already installed (GitHub's Ubuntu runners) is used as it is.
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)  # GitHub's Ubuntu runners: passwordless sudo
-  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq
   # Debian 12 has nginx-light; newer Debian and Ubuntu releases have only nginx.
   if [[ " ${missing[*]} " == *" nginx-light "* ]] && ! apt-cache show nginx-light >/dev/null 2>&1; then
     missing=("${missing[@]/nginx-light/nginx}")
   fi
   echo "setup: installing ${missing[*]}"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian packages start their own servers where they can; ours run on their own ports.
 

@@ -20,6 +20,7 @@ from saga import (
 from . import accounts, api, login, sagas
 from .auth import TokenStore
 from .config import Settings, get_settings
+from .console import mount_console
 from .hashing import MIB, HashSlots, Passwords, hash_concurrency, read_resources
 from .throttle import LoginLimiter, RequestThrottle
 
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
     add_conventions(app, settings.broker_url)
+    mount_console(app)
     return app
