@@ -270,6 +270,12 @@
     $("page-number").textContent = `Page ${state.pages.length}`;
   }
 
+  // The API stops counting at counts.limit: a count equal to it reads "10000+".
+  function countText(counts, value) {
+    const n = value ?? 0;
+    return counts.limit && n >= counts.limit ? `${counts.limit}+` : String(n);
+  }
+
   function renderCounts(counts) {
     const box = $("counts");
     const form = $("filters");
@@ -285,7 +291,7 @@
           form.elements.status.value = current === status ? "" : status;
           applyFilters();
         },
-      }, el("span", { class: "count-label", text: status }), " ", el("strong", { text: String(counts[status] ?? 0) })));
+      }, el("span", { class: "count-label", text: status }), " ", el("strong", { text: countText(counts, counts[status]) })));
     }
     const attention = form.elements.attention.checked;
     box.append(el("button", {
@@ -297,7 +303,7 @@
         form.elements.attention.checked = !attention;
         applyFilters();
       },
-    }, el("span", { class: "count-label", text: "needs attention" }), " ", el("strong", { text: String(counts.attention ?? 0) })));
+    }, el("span", { class: "count-label", text: "needs attention" }), " ", el("strong", { text: countText(counts, counts.attention) })));
   }
 
   function statusBadge(status) {
