@@ -92,17 +92,18 @@ def _event(
     history.record(session, saga.id, type, step=step, attempt=attempt, error=error, actor=actor, detail=detail, at=at, round=round)
 
 
-def record_published(session: Session, saga: Saga, kind: OutboxKind) -> None:
-    """An outbox message went to the broker: what it queued first."""
+def record_published(session: Session, saga: Saga, kind: OutboxKind, at: datetime | None = None) -> None:
+    """An outbox message went to the broker at ``at`` (taken before the publish, which a fast
+    worker can outrun): what it queued first."""
     declaration = declaration_of(saga)
     if kind == OutboxKind.COMPENSATE:
         first_undo = next(iter(_undo_order(saga)), None)
         if first_undo is not None:
-            _event(session, saga, E.COMPENSATION_QUEUED, step=first_undo)
+            _event(session, saga, E.COMPENSATION_QUEUED, step=first_undo, at=at)
         return
     steps = declaration.after_pivot if kind == OutboxKind.AFTER_PIVOT else declaration.steps
     if steps:
-        _event(session, saga, E.STEP_QUEUED, step=steps[0].name, detail="re-driven" if saga.redrive_count else None)
+        _event(session, saga, E.STEP_QUEUED, step=steps[0].name, detail="re-driven" if saga.redrive_count else None, at=at)
 
 
 def _undo_order(saga: Saga) -> list[str]:

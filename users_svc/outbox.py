@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from saga import publish_rows, saga_expires
 
 from .effects import EFFECTS
-from .engine import declaration_of, record_published
+from .engine import declaration_of, now, record_published
 from .models import OutboxKind, OutboxMessage, Saga, UserAccount
 
 
@@ -43,7 +43,8 @@ def publish_outbox(make_session: sessionmaker[Session], app: Celery, saga_id: uu
             query = query.where(OutboxMessage.saga_id == saga_id)
 
         def publish(message: OutboxMessage) -> None:
+            queued_at = now()  # before the publish: the step may start before apply_async returns
             signature(session, app, message).apply_async(retry=False)
-            record_published(session, session.get_one(Saga, message.saga_id), OutboxKind(message.kind))
+            record_published(session, session.get_one(Saga, message.saga_id), OutboxKind(message.kind), queued_at)
 
         return publish_rows(session, query, publish, lambda message: f"saga={message.saga_id} outbox")
