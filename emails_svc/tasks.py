@@ -29,6 +29,7 @@ from saga import (
     create_celery_app,
     failpoint,
     per_worker_process,
+    serve_worker_metrics,
     tombstone_step,
     user_id_of,
 )
@@ -43,6 +44,7 @@ from .schemas import RecipientRecord
 log = logging.getLogger(__name__)
 settings = get_settings()
 celery_app = create_celery_app("emails", settings.broker_url)
+serve_worker_metrics(settings.worker_metrics_port, settings.metrics_address)
 
 # Mail is retried until delivered: a transient fault never fails the step.
 _DELIVERY_RETRY = {

@@ -10,6 +10,7 @@ from saga import (
     AccessTokenVerifier,
     RequestIdMiddleware,
     add_error_handlers,
+    add_metrics,
     add_probes,
     broker_ready,
     configure_logging,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="profile", version="1.0.0", lifespan=lifespan, redirect_slashes=False)
     # The bearer scheme is in the OpenAPI docs only when tokens are required.
     app.include_router(router, dependencies=token_security(settings.require_access_token))
+    add_metrics(app)  # before the request id, so its log lines carry the id
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

@@ -4,6 +4,20 @@ from ._app import create_celery_app, per_worker_process
 from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
+from ._metrics import (
+    SAGA_DURATION,
+    SAGA_REDRIVES,
+    SAGAS_COMPENSATED,
+    SAGAS_COMPLETED,
+    SAGAS_FAILED,
+    SAGAS_STARTED,
+    QueueDepthCollector,
+    add_metrics,
+    after_commit,
+    count_after_commit,
+    serve_metrics,
+    serve_worker_metrics,
+)
 from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
 from ._relay import drain, publish_rows, run_relay
@@ -49,6 +63,12 @@ __all__ = [
     "REGISTRATION",
     "RESTORE",
     "SAGAS",
+    "SAGAS_COMPENSATED",
+    "SAGAS_COMPLETED",
+    "SAGAS_FAILED",
+    "SAGAS_STARTED",
+    "SAGA_DURATION",
+    "SAGA_REDRIVES",
     "STARTUP_FAILURE",
     "TRANSIENT_FAULTS",
     "AccessTokenVerifier",
@@ -64,6 +84,7 @@ __all__ = [
     "PurgePayload",
     "PurgeStep",
     "Queue",
+    "QueueDepthCollector",
     "RegistrationPayload",
     "RegistrationStep",
     "RequestIdMiddleware",
@@ -84,11 +105,14 @@ __all__ = [
     "TokenSubject",
     "TokenType",
     "add_error_handlers",
+    "add_metrics",
     "add_probes",
+    "after_commit",
     "broker_ready",
     "claim_step",
     "compensate_step",
     "configure_logging",
+    "count_after_commit",
     "create_celery_app",
     "database_ready",
     "decode_token",
@@ -106,6 +130,8 @@ __all__ = [
     "revoked_family_key",
     "revoked_key",
     "run_relay",
+    "serve_metrics",
+    "serve_worker_metrics",
     "session_ended",
     "step_task_id",
     "subject_if_required",

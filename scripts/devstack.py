@@ -62,6 +62,11 @@ class Stack:
     flower_port: int = field(default_factory=lambda: _env_int("DEVSTACK_FLOWER_PORT", 5555))
     smtp_port: int = field(default_factory=lambda: _env_int("DEVSTACK_SMTP_PORT", 1025))
     mail_http_port: int = field(default_factory=lambda: _env_int("DEVSTACK_MAIL_HTTP_PORT", 8025))
+    # Prometheus metrics of the processes that have no API port of their own (docs/operations.md).
+    users_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_USERS_WORKER_METRICS_PORT", 9101))
+    profile_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_PROFILE_WORKER_METRICS_PORT", 9102))
+    emails_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_EMAILS_WORKER_METRICS_PORT", 9103))
+    users_relay_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_USERS_RELAY_METRICS_PORT", 9104))
 
     @property
     def postgres_dir(self) -> Path:
@@ -109,6 +114,10 @@ class Stack:
             "EMAILS_SMTP_PORT": str(self.smtp_port),
             # uvicorn: X-Forwarded-For is believed from the gateway only, which runs here.
             "FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "USERS_WORKER_METRICS_PORT": str(self.users_worker_metrics_port),
+            "PROFILE_WORKER_METRICS_PORT": str(self.profile_worker_metrics_port),
+            "EMAILS_WORKER_METRICS_PORT": str(self.emails_worker_metrics_port),
+            "USERS_RELAY_METRICS_PORT": str(self.users_relay_metrics_port),
         }
         for service in SERVICES:
             env[f"{service.upper()}_DATABASE_URL"] = self.database_url(service)

@@ -6,9 +6,10 @@ import pytest
 
 from tests.stack import Stack
 
-# Before any service module is imported: their settings are read from the environment.
+# Before any service module is imported: their settings are read from the environment. The metrics
+# ports are the stack's processes' only: workers and apps started in the tests' process serve none.
 _stack = Stack()
-os.environ.update({k: v for k, v in _stack.env.items() if k != "PATH"})
+os.environ.update({k: v for k, v in _stack.env.items() if k != "PATH" and not k.endswith("_METRICS_PORT")})
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SAGAS, SagaDeclaration, failpoint
+from saga import SAGAS, SAGAS_COMPENSATED, SAGAS_COMPLETED, SAGAS_FAILED, SAGAS_STARTED, SagaDeclaration, count_after_commit, failpoint
 
 from .effects import EFFECTS
+from .metrics import saga_finished
 from .models import SAGA_CLASSES, OutboxKind, OutboxMessage, Saga, SagaStatus, SagaStep, StepStatus, UserAccount
 
 # A step's status only moves up this order, whatever order its events arrive in.
@@ -56,6 +57,7 @@ def start_saga(session: Session, user: UserAccount, kind: str) -> Saga:
     session.add_all(SagaStep(saga_id=saga.id, step=step, position=i, status=StepStatus.PENDING) for i, step in enumerate(steps))
     session.add(OutboxMessage(saga_id=saga.id, kind=OutboxKind.START))
     session.flush()
+    count_after_commit(session, SAGAS_STARTED, kind)
     return saga
 
 
@@ -97,12 +99,14 @@ def pass_pivot(session: Session, saga_id: uuid.UUID, kind: str) -> None:
     failpoint(declaration.pivot, user.email)
     saga.status = SagaStatus.COMPLETED
     saga.progressed_at = now()
+    count_after_commit(session, SAGAS_COMPLETED, kind)
     EFFECTS[kind].on_pivot(user)
     steps = _steps(session, saga_id)
     for step in declaration.until_pivot:
         _advance(steps[step.name], StepStatus.DONE)
     if not declaration.after_pivot:  # nothing after the pivot: the saga is over
         saga.finished_at = saga.progressed_at
+        saga_finished(session, saga)
 
 
 def begin_compensation(session: Session, saga_id: uuid.UUID, failed_step: str) -> None:
@@ -113,6 +117,7 @@ def begin_compensation(session: Session, saga_id: uuid.UUID, failed_step: str) -
     if saga.status == SagaStatus.RUNNING:
         saga.status = SagaStatus.COMPENSATING
         saga.failed_step = failed_step
+        count_after_commit(session, SAGAS_COMPENSATED, saga.kind)
     saga.progressed_at = now()
     steps = _steps(session, saga_id)
     order = declaration_of(saga).step_names
@@ -134,6 +139,8 @@ def fail_saga(session: Session, saga_id: uuid.UUID) -> None:
     steps = _steps(session, saga_id)
     saga.status = SagaStatus.FAILED
     saga.progressed_at = saga.finished_at = now()
+    count_after_commit(session, SAGAS_FAILED, saga.kind)
+    saga_finished(session, saga)
     on_failure(session.get_one(UserAccount, saga.user_id, with_for_update=True))
     for step in declaration_of(saga).compensatable:
         if steps[step].status == StepStatus.DONE:
@@ -157,6 +164,7 @@ def record_step_event(session: Session, saga_id: uuid.UUID, step: str, event: st
         )
         if all(status in (StepStatus.DONE, StepStatus.FAILED) for status in statuses):
             saga.finished_at = saga.progressed_at
+            saga_finished(session, saga)
 
 
 def wait_for_final(make_session: sessionmaker[Session], saga_id: uuid.UUID, timeout: float) -> str:

@@ -13,6 +13,7 @@ from saga import (
     AccessTokenVerifier,
     RequestIdMiddleware,
     add_error_handlers,
+    add_metrics,
     add_probes,
     broker_ready,
     configure_logging,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
+    add_metrics(app)  # before the request id, so its log lines carry the id
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

@@ -8,17 +8,24 @@ restore period ended. Run: python -m users_svc.relay
 
 from functools import partial
 
-from saga import drain, run_relay
+from prometheus_client import REGISTRY
+
+from saga import QueueDepthCollector, drain, run_relay, serve_metrics
 
 from . import outbox, watchdog
 from .config import get_settings
 from .db import make_sessionmaker
+from .metrics import SagaLogCollector
 from .tasks import celery_app
 
 
 def main() -> None:
     settings = get_settings()
     make_session = make_sessionmaker(settings.database_url)
+    if settings.relay_metrics_port is not None:
+        REGISTRY.register(SagaLogCollector(make_session))
+        REGISTRY.register(QueueDepthCollector(settings.broker_url))
+        serve_metrics(settings.relay_metrics_port, settings.metrics_address)
 
     def one_pass() -> None:
         watchdog.start_due_purges(make_session)

@@ -16,6 +16,7 @@ from saga import (
     TaskName,
     create_celery_app,
     per_worker_process,
+    serve_worker_metrics,
 )
 
 from . import engine
@@ -23,6 +24,7 @@ from .config import get_settings
 from .db import make_sessionmaker
 
 celery_app = create_celery_app("users", get_settings().broker_url)
+serve_worker_metrics(get_settings().worker_metrics_port, get_settings().metrics_address)
 
 
 sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))

@@ -10,7 +10,7 @@ import logging
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SagaKind
+from saga import SAGA_REDRIVES, SagaKind, count_after_commit
 
 from .engine import now, start_saga
 from .models import AccountStatus, OutboxKind, OutboxMessage, Saga, SagaStatus, UserAccount
@@ -45,6 +45,7 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
             log.warning("saga=%s stalled while %s; re-driving (%d)", saga.id, saga.status, saga.redrive_count + 1)
             session.add(OutboxMessage(saga_id=saga.id, kind=_REDRIVE[SagaStatus(saga.status)]))
             saga.redrive_count += 1
+            count_after_commit(session, SAGA_REDRIVES, saga.kind, str(saga.status))
             saga.progressed_at = now()
     return len(sagas)
 
