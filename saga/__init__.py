@@ -2,6 +2,7 @@
 
 from ._app import create_celery_app, per_worker_process
 from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
+from ._docs import add_gateway_docs
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
 from ._metrics import (
@@ -105,6 +106,7 @@ __all__ = [
     "TokenSubject",
     "TokenType",
     "add_error_handlers",
+    "add_gateway_docs",
     "add_metrics",
     "add_probes",
     "after_commit",

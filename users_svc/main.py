@@ -13,6 +13,7 @@ from saga import (
     AccessTokenVerifier,
     RequestIdMiddleware,
     add_error_handlers,
+    add_gateway_docs,
     add_metrics,
     add_probes,
     broker_ready,
@@ -94,4 +95,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"database": database_ready(request.app.state.sessions), "broker": broker_ready(settings.broker_url)}
 
     add_probes(app, checks)
+    add_gateway_docs(app)
     return app

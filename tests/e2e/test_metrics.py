@@ -60,7 +60,15 @@ def test_a_registration_moves_the_request_and_saga_counters(system: Stack, clien
     wait_for_saga(client, system, response.json()["saga"]["id"], "completed")
 
     # The API counts by route template, method and status, and times the request.
-    moved(system, "users-api", before["users-api"], "http_requests_total", route="/v1/register/", method="POST", status=str(response.status_code))
+    moved(
+        system,
+        "users-api",
+        before["users-api"],
+        "http_requests_total",
+        route="/v1/register/",
+        method="POST",
+        status=str(response.status_code),
+    )
     moved(system, "users-api", before["users-api"], "http_request_duration_seconds_count", route="/v1/register/", method="POST")
     moved(system, "users-api", before["users-api"], "sagas_started_total", kind="registration")
     # The workers run two prefork children each: the main process serves what its children counted.
@@ -90,7 +98,15 @@ def test_the_relay_reports_the_outbox_the_unfinished_sagas_and_the_queues(system
 
 def test_the_gateway_publishes_no_metrics(system: Stack, client: httpx.Client) -> None:
     gateway = system.url("gateway", "")
-    for path in ("/metrics", "//metrics", "/metrics/", "/v1/../metrics", "/v1/users/../../metrics", "/v1/%2E%2E/metrics", "/docs/../metrics"):
+    for path in (
+        "/metrics",
+        "//metrics",
+        "/metrics/",
+        "/v1/../metrics",
+        "/v1/users/../../metrics",
+        "/v1/%2E%2E/metrics",
+        "/docs/../metrics",
+    ):
         response = client.get(f"{gateway}{path}")
         assert response.status_code in (400, 404), path
         assert "http_requests_total" not in response.text, path
