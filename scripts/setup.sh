@@ -17,15 +17,17 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 # Debian's python3 has the venv module without ensurepip, which python3-venv adds and venv needs.
 [ -x "$VENV/bin/python" ] || python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ "$profile" != bench ] || command -v wrk >/dev/null || missing+=(wrk)
+# promtool (Debian's prometheus package): make test checks monitoring/ with it.
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)  # GitHub's Ubuntu runners: passwordless sudo
-  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq
   # Debian 12 has nginx-light; newer Debian and Ubuntu releases have only nginx.
   if [[ " ${missing[*]} " == *" nginx-light "* ]] && ! apt-cache show nginx-light >/dev/null 2>&1; then
     missing=("${missing[@]/nginx-light/nginx}")
   fi
   echo "setup: installing ${missing[*]}"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian packages start their own servers where they can; ours run on their own ports.
 

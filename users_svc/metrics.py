@@ -36,7 +36,7 @@ class SagaLogCollector(Collector):
         oldest = GaugeMetricFamily("saga_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox message (0: none)")
         unfinished = GaugeMetricFamily("sagas_unfinished", "Sagas not finished, by kind and status", labels=["kind", "status"])
         unfinished_age = GaugeMetricFamily(
-            "sagas_unfinished_oldest_age_seconds", "Age of the oldest unfinished saga, by kind", labels=["kind"]
+            "sagas_unfinished_oldest_age_seconds", "Age of the oldest unfinished saga, by kind and status", labels=["kind", "status"]
         )
         attention = GaugeMetricFamily("sagas_needing_attention", "Sagas an operator or the watchdog marked as needing attention")
         age = func.coalesce(func.extract("epoch", func.now() - func.min(OutboxMessage.created_at)), 0)
@@ -56,12 +56,9 @@ class SagaLogCollector(Collector):
             return
         waiting.add_metric([], float(count))
         oldest.add_metric([], float(seconds))
-        oldest_by_kind: dict[str, float] = {}
-        for kind, status, n, kind_age in rows:
+        for kind, status, n, oldest_age in rows:
             unfinished.add_metric([kind, str(status)], float(n))
-            oldest_by_kind[kind] = max(oldest_by_kind.get(kind, 0.0), float(kind_age))
-        for kind, oldest_age in oldest_by_kind.items():
-            unfinished_age.add_metric([kind], oldest_age)
+            unfinished_age.add_metric([kind, str(status)], float(oldest_age))
         yield from (waiting, oldest, unfinished, unfinished_age)
         if marked is not None:
             attention.add_metric([], float(marked))
