@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench seed compose-proof lock
+.PHONY: setup run test lint format down clean smoke smoke-prod fuzz chaos bench seed compose-proof lock operator
 
 setup: ## install what is missing: Debian packages (postgresql, redis, nginx) and the virtualenv
 	./scripts/setup.sh
@@ -45,6 +45,10 @@ chaos: setup ## faults while registrations flow (killed workers, Redis and Postg
 bench: ## throughput and latency against ceilings, on an empty database and seeded ones; writes docs/benchmarks.md (BENCH_FLAGS: --sizes, --seconds, --out)
 	./scripts/setup.sh bench
 	$(BIN)/python scripts/bench/bench.py $(BENCH_FLAGS)
+
+operator: ## give the account EMAIL the operator role on make run's system (make operator EMAIL=ann@example.com; REVOKE=1 takes it back)
+	@test -n "$(EMAIL)" || { echo "make operator EMAIL=<the account's email>"; exit 2; }
+	$(BIN)/python scripts/devstack.py run python -m users_svc.operators $(if $(REVOKE),revoke,grant) "$(EMAIL)"
 
 seed: setup ## EMPTIES make run's databases and loads the history of USERS users in bulk (make seed USERS=100000)
 	$(BIN)/python scripts/bench/seed.py --users $(USERS)

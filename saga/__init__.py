@@ -37,6 +37,7 @@ from ._settings import STARTUP_FAILURE, Secret, SecretKind, load_settings, passw
 from ._task import TRANSIENT_FAULTS, PersistentTask, RetriedForeverTask, SagaTask, StepTask
 from ._tokens import (
     DEV_SIGNING_KEY,
+    ROLE_OPERATOR,
     AccessTokenVerifier,
     BearerCredentials,
     Claims,
@@ -63,6 +64,7 @@ __all__ = [
     "PURGE",
     "REGISTRATION",
     "RESTORE",
+    "ROLE_OPERATOR",
     "SAGAS",
     "SAGAS_COMPENSATED",
     "SAGAS_COMPLETED",

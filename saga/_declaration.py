@@ -6,7 +6,7 @@ name, each on the queue of the service that owns its task, with deterministic ta
 
 - ``saga``: every step in order. Each step up to the pivot carries a ``link_error`` chain that
   undoes what the earlier steps did, latest first (``compensation_chain``); the steps after the
-  pivot carry none: they only retry, and each is followed by a step event that records it done.
+  pivot carry none: they only retry (each reports itself done to the saga log, ``SagaTask``).
 - ``compensation_chain``: ``begin_compensation`` (which refuses once the pivot passed), the undo
   tasks of the compensatable steps that ran before the failed one, latest first, then ``fail_saga``.
 - ``after_pivot_chain``: the steps after the pivot alone, for a saga re-driven past its pivot.
@@ -87,7 +87,7 @@ class SagaDeclaration:
         return chain(*signatures, *self._after_pivot_signatures(app, saga_id, payload))
 
     def after_pivot_chain(self, app: Celery, saga_id: str, payload: Payload) -> Signature:
-        """The steps after the pivot, each followed by its record in the saga log."""
+        """The steps after the pivot."""
         return chain(*self._after_pivot_signatures(app, saga_id, payload))
 
     def compensation_chain(self, app: Celery, saga_id: str, payload: Payload, failed_step: str) -> Signature:
@@ -103,11 +103,8 @@ class SagaDeclaration:
         )
 
     def _after_pivot_signatures(self, app: Celery, saga_id: str, payload: Payload) -> list[Signature]:
-        signatures = []
-        for step in self.after_pivot:
-            signatures.append(_step_signature(app, step, saga_id, payload))
-            signatures.append(_signature(app, TaskName.RECORD_STEP_EVENT, saga_id, step.name, "done", None, 0))
-        return signatures
+        # Before the history, a users.record_step_event(saga_id, step, "done", None, 0) followed each; still handled.
+        return [_step_signature(app, step, saga_id, payload) for step in self.after_pivot]
 
 
 def step_task_id(saga_id: str, step: str) -> str:

@@ -1,7 +1,8 @@
-"""The base classes of every saga task: the retry protocol, and retries and failures reported to the saga log."""
+"""The base classes of every saga task: the retry protocol, and each run's outcome reported to the saga log."""
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
@@ -9,27 +10,38 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ._metrics import STEP_DURATION, STEP_RETRIES
 from ._names import Queue, TaskName
+from ._sagas import SAGAS
 
 log = logging.getLogger("saga")
+
+# The step each compensation task undoes (one step per undo task, whatever the saga).
+_UNDOES = {step.undo: step.name for declaration in SAGAS.values() for step in declaration.steps if step.undo}
 
 
 class SagaTask(Task):
     """A task whose first argument is the saga id.
 
-    Retries and final failures are sent to the users service as step events, so the saga log
-    shows each step's attempts and last error; the saga id appears in every log line.
+    Each run of a step or a compensation is reported to the users service in one message
+    (``users.record_step_event``): its outcome (done, retrying, failed), its error and attempt,
+    and when it started and finished as this worker measured, so the saga's history shows every
+    run. The saga id appears in every log line.
     """
 
     abstract = True
     step: str = ""  # the saga step this task performs; empty for compensations
+    # False for the users service's own steps: they write their history themselves, no message needed.
+    reports_success: bool = True
 
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.request.saga_started_at = _now()
         log.info("saga=%s task=%s id=%s start", _saga_id(args, kwargs), self.name, task_id)
         _started[task_id] = time.monotonic()
 
     def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         log.info("saga=%s task=%s id=%s done", _saga_id(args, kwargs), self.name, task_id)
         self._observe(task_id, "done")
+        if self.reports_success:
+            self._report("done", args, kwargs, None)
 
     def on_retry(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any) -> None:
         log.warning("saga=%s task=%s id=%s retry: %r", _saga_id(args, kwargs), self.name, task_id, exc)
@@ -47,18 +59,28 @@ class SagaTask(Task):
         if started is not None:
             STEP_DURATION.labels(self.step or self.name, outcome).observe(time.monotonic() - started)
 
-    def _report(self, event: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+    def _report(self, outcome: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None) -> None:
         saga_id = _saga_id(args, kwargs)
-        if not (self.step and saga_id):
+        undoes = _UNDOES.get(self.name)
+        step = self.step or undoes
+        if not (step and saga_id):
             return
+        if undoes and not self.step:
+            outcome = {"done": "compensated", "retrying": "compensation_retrying", "failed": "compensation_failed"}[outcome]
+        error = f"{type(exc).__name__}: {exc}"[:500] if exc is not None else None
+        started_at = getattr(self.request, "saga_started_at", None)
         try:
             self.app.send_task(
                 str(TaskName.RECORD_STEP_EVENT),
-                args=(saga_id, self.step, event, f"{type(exc).__name__}: {exc}"[:500], self.request.retries + 1),
+                args=(saga_id, step, outcome, error, self.request.retries + 1, started_at, _now()),
                 queue=Queue.USERS,
             )
         except Exception:  # the watchdog still sees the saga stall; never mask the task's own error
-            log.exception("saga=%s could not report %s of %s", saga_id, event, self.step)
+            log.exception("saga=%s could not report %s of %s", saga_id, outcome, step)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 # When each task running in this process started (a pool child runs one at a time).

@@ -51,6 +51,10 @@ class Claims:
     # The user's valid-after when the session began (ms; see valid_after_key): the token is refused
     # once the user's valid-after moves past it. Tokens from before the claim existed count as 0.
     vaf: int = 0
+    role: str | None = None  # "operator" for the users service's operators (ROLE_OPERATOR)
+
+
+ROLE_OPERATOR = "operator"
 
 
 def encode_token(key: str, claims: Claims) -> str:
@@ -59,13 +63,23 @@ def encode_token(key: str, claims: Claims) -> str:
         payload["fam"] = claims.fam
     if claims.vaf:
         payload["vaf"] = claims.vaf
+    if claims.role:
+        payload["role"] = claims.role
     return jwt.encode(payload, key, algorithm=ALGORITHM)
 
 
 def new_claims(
-    typ: TokenType, user_id: int, ttl_seconds: int, now: int, family: str | None = None, *, valid_after: int = 0, jti: str | None = None
+    typ: TokenType,
+    user_id: int,
+    ttl_seconds: int,
+    now: int,
+    family: str | None = None,
+    *,
+    valid_after: int = 0,
+    jti: str | None = None,
+    role: str | None = None,
 ) -> Claims:
-    return Claims(sub=user_id, jti=jti or uuid.uuid4().hex, typ=typ, iat=now, exp=now + ttl_seconds, fam=family, vaf=valid_after)
+    return Claims(sub=user_id, jti=jti or uuid.uuid4().hex, typ=typ, iat=now, exp=now + ttl_seconds, fam=family, vaf=valid_after, role=role)
 
 
 def decode_token(key: str, token: str, expected: TokenType) -> Claims:
@@ -80,6 +94,7 @@ def decode_token(key: str, token: str, expected: TokenType) -> Claims:
             exp=int(payload["exp"]),
             fam=str(payload["fam"]) if "fam" in payload else None,
             vaf=int(payload.get("vaf", 0)),
+            role=str(payload["role"]) if "role" in payload else None,
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(f"{type(exc).__name__}: {exc}") from None

@@ -5,6 +5,7 @@
     python scripts/devstack.py infra     # only PostgreSQL and Redis (started in the background)
     python scripts/devstack.py down      # stop PostgreSQL and Redis
     python scripts/devstack.py env       # print the environment the processes run with
+    python scripts/devstack.py run CMD   # run a command with that environment (make operator uses it)
     python scripts/devstack.py clean     # stop them and remove .run (and, as root, PostgreSQL's files)
 
 PostgreSQL and Redis are started from the Debian packages in a private directory (.run/ by
@@ -361,6 +362,8 @@ def main(argv: list[str]) -> None:
     elif command == "env":
         for key, value in stack.env().items():
             print(f"{key}={value}")
+    elif command == "run" and len(argv) > 2:
+        os.execvpe(argv[2], argv[2:], {**os.environ, **stack.env()})  # noqa: S606  # the command asked for
     elif command == "up":
         infra(stack)
         env = {**os.environ, **stack.env()}

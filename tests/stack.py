@@ -63,7 +63,7 @@ UNTHROTTLED = {
     "USERS_RESTORE_RATE_LIMIT": "1000000/second",
 }
 TABLES = {
-    "users": ["outbox_message", "saga_step", "saga", "user_account"],
+    "users": ["saga_event", "outbox_message", "saga_step", "saga", "user_account"],
     "profile": ["subscription", "profile", "saga_step_log"],
     "emails": ["message", "recipient", "saga_step_log"],
 }

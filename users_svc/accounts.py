@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from saga import InvalidToken, SagaKind, TokenType, decode_token, unauthorized
+from saga import ROLE_OPERATOR, InvalidToken, SagaKind, TokenType, decode_token, unauthorized
 
 from . import engine, outbox
 from .api import BUSY, client_address, saga_ref, throttle
@@ -134,7 +134,7 @@ def login(body: LoginRequest, request: Request, session: SessionDep) -> TokenOut
             .execution_options(synchronize_session=False)
         )
         log.info("user %s: password hash upgraded to the current parameters", user.id)
-    return _token_out(tokens.issue(user.id, valid_after))
+    return _token_out(tokens.issue(user.id, valid_after, ROLE_OPERATOR if user.is_operator else None))
 
 
 @router.post("/auth/refresh", response_model=TokenOut, responses=_errors)

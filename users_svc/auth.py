@@ -137,10 +137,12 @@ class TokenStore:
         self._rotate = store.register_script(_ROTATE)
         self._end_sessions = store.register_script(_END_SESSIONS)
 
-    def _pair(self, user_id: int, family: str, valid_after: int, now: int, jtis: tuple[str, str] | None = None) -> TokenPair:
+    def _pair(
+        self, user_id: int, family: str, valid_after: int, now: int, jtis: tuple[str, str] | None = None, role: str | None = None
+    ) -> TokenPair:
         access_jti, refresh_jti = jtis or (uuid.uuid4().hex, uuid.uuid4().hex)
-        access = new_claims(TokenType.ACCESS, user_id, self.access_ttl, now, family, valid_after=valid_after, jti=access_jti)
-        refresh = new_claims(TokenType.REFRESH, user_id, self.refresh_ttl, now, family, valid_after=valid_after, jti=refresh_jti)
+        access = new_claims(TokenType.ACCESS, user_id, self.access_ttl, now, family, valid_after=valid_after, jti=access_jti, role=role)
+        refresh = new_claims(TokenType.REFRESH, user_id, self.refresh_ttl, now, family, valid_after=valid_after, jti=refresh_jti, role=role)
         return TokenPair(user_id, encode_token(self.key, access), encode_token(self.key, refresh), self.access_ttl)
 
     def valid_after(self, user_id: int) -> int:
@@ -148,10 +150,13 @@ class TokenStore:
         value = self.store.get(valid_after_key(user_id))
         return int(value) if value is not None else 0
 
-    def issue(self, user_id: int, valid_after: int) -> TokenPair:
-        """A new login session: a new refresh token family."""
+    def issue(self, user_id: int, valid_after: int, role: str | None = None) -> TokenPair:
+        """A new login session: a new refresh token family (its tokens carry the user's role, if any).
+
+        Revoking a role ends the user's sessions (``end_sessions``), so no token outlives it.
+        """
         family, refresh_jti = uuid.uuid4().hex, uuid.uuid4().hex
-        pair = self._pair(user_id, family, valid_after, int(time.time()), (uuid.uuid4().hex, refresh_jti))
+        pair = self._pair(user_id, family, valid_after, int(time.time()), (uuid.uuid4().hex, refresh_jti), role)
         self.store.set(_family_key(family), refresh_jti, ex=self.refresh_ttl)
         return pair
 
@@ -175,7 +180,7 @@ class TokenStore:
             raise RefreshReused("refresh token already used")
         if outcome[0] == 0:
             raise InvalidToken("the session was revoked or has expired")
-        return self._pair(presented.sub, presented.fam, presented.vaf, int(outcome[1]), jtis)
+        return self._pair(presented.sub, presented.fam, presented.vaf, int(outcome[1]), jtis, presented.role)
 
     def revoke_access(self, claims: Claims) -> None:
         remaining = claims.exp - int(time.time())

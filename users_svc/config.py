@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # The relay publishes the outbox; its watchdog re-drives sagas that stopped moving.
     relay_interval_seconds: float = 0.5
     saga_stale_after_seconds: float = 30.0
+    # A compensation the watchdog re-drove this many times without finishing needs an operator.
+    saga_attention_after_redrives: int = Field(default=3, ge=1)
     # Tokens: HS256 with a key every service shares (PROFILE_/EMAILS_JWT_SIGNING_KEY: the same value).
     jwt_signing_key: str = DEV_SIGNING_KEY
     access_token_ttl_seconds: int = 15 * 60

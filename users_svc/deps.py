@@ -5,10 +5,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
-from saga import BearerCredentials, Claims, unauthorized, verified_claims
+from saga import ROLE_OPERATOR, BearerCredentials, Claims, unauthorized, verified_claims
 
 from .config import Settings
 from .models import AccountStatus, RegistrationStatus, UserAccount
@@ -71,3 +71,24 @@ def current_user(request: Request, claims: AccessClaims) -> Principal:
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+@dataclass(frozen=True)
+class Operator:
+    user_id: int
+    email: str  # the actor of the operator's actions in a saga's history
+
+
+def current_operator(request: Request, claims: AccessClaims) -> Operator:
+    """An operator's access token (401 without a valid one, 403 without the operator role)."""
+    if claims.role != ROLE_OPERATOR:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the operator role is required")
+    with request.app.state.reads() as session:
+        user = session.get(UserAccount, claims.sub)
+    # Revoking the role ends the user's sessions; checked here too, so nothing depends on Redis alone.
+    if user is None or not user.is_operator:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the operator role is required")
+    return Operator(user.id, user.email)
+
+
+CurrentOperator = Annotated[Operator, Depends(current_operator)]

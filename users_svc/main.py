@@ -22,7 +22,7 @@ from saga import (
     token_security,
 )
 
-from . import accounts, api
+from . import accounts, api, sagas
 from .auth import LoginLimiter, RequestThrottle, TokenStore
 from .config import Settings, get_settings
 from .db import make_sessionmaker, reads_of
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The specific /v1/users/me and /v1/users/restore first, before /v1/users/{user_id:int}.
     app.include_router(accounts.router)
     app.include_router(api.router)
+    app.include_router(sagas.router)
     # The bearer scheme is in the OpenAPI docs of GET /v1/users/{id} only when tokens are required.
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
     add_metrics(app)  # before the request id, so its log lines carry the id

@@ -90,6 +90,8 @@ class UserAccount(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The end of the restore period: then the purge saga removes the data for good.
     purge_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Operators may read every saga and act on it (python -m users_svc.operators grant <email>).
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp(onupdate=func.now())
 
@@ -121,6 +123,11 @@ class Saga(Base):
             unique=True,
             postgresql_where=text(f"kind <> '{SagaKind.REGISTRATION}' AND finished_at IS NULL"),
         ),
+        # The operators' search (GET /v1/sagas): newest first, by kind, by status, needing attention.
+        Index("ix_saga_created_at_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_saga_kind_created_at_id", "kind", text("created_at DESC"), text("id DESC")),
+        Index("ix_saga_status_created_at_id", "status", text("created_at DESC"), text("id DESC")),
+        Index("ix_saga_attention_created_at_id", text("created_at DESC"), text("id DESC"), postgresql_where=text("needs_attention")),
     )
     __mapper_args__ = {"polymorphic_on": "kind"}  # noqa: RUF012  # SQLAlchemy's declarative attribute
 
@@ -136,6 +143,9 @@ class Saga(Base):
     progressed_at: Mapped[datetime] = _timestamp()
     # Set once nothing more will happen: failed, or completed and the welcome step settled.
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by an operator or by the watchdog (a compensation that keeps failing); cleared by an operator.
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    attention_note: Mapped[str | None] = mapped_column(Text)
 
 
 # One class per kind (single-table inheritance): a query for RegistrationSaga finds registrations only.
@@ -168,6 +178,61 @@ class SagaStep(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = _timestamp(onupdate=func.now())
+
+
+class SagaEventType(StrEnum):
+    SAGA_STARTED = "saga_started"
+    STEP_QUEUED = "step_queued"
+    STEP_STARTED = "step_started"
+    STEP_RETRIED = "step_retried"
+    STEP_DONE = "step_done"
+    STEP_FAILED = "step_failed"
+    COMPENSATION_QUEUED = "compensation_queued"
+    COMPENSATION_STARTED = "compensation_started"
+    COMPENSATION_RETRIED = "compensation_retried"
+    COMPENSATION_DONE = "compensation_done"
+    COMPENSATION_FAILED = "compensation_failed"
+    PIVOT_PASSED = "pivot_passed"
+    REDRIVEN = "redriven"
+    SAGA_COMPLETED = "saga_completed"
+    SAGA_FAILED = "saga_failed"
+    ATTENTION_MARKED = "attention_marked"
+    ATTENTION_CLEARED = "attention_cleared"
+
+
+class SagaEvent(Base):
+    """The saga's history, append-only: written in the transaction that moves the state it describes.
+
+    A redelivered message writes nothing twice: an event is unique per (saga, type, step, attempt,
+    round); events that may repeat within a round (operator actions) number themselves in ``attempt``.
+    """
+
+    __tablename__ = "saga_event"
+    __table_args__ = (
+        Index(
+            "uq_saga_event_once",
+            "saga_id",
+            "type",
+            func.coalesce(text("step"), text("''")),
+            func.coalesce(text("attempt"), text("0")),
+            "round",
+            unique=True,
+        ),
+        Index("ix_saga_event_saga_id_at_id", "saga_id", "at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    saga_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("saga.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    type: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str | None] = mapped_column(String(64))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(320))  # "watchdog", or the operator's email
+    detail: Mapped[str | None] = mapped_column(Text)
+    # The saga's re-drive count when written: a step run again after a re-drive is a new event,
+    # the same message delivered twice is not.
+    round: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class OutboxMessage(Base):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from saga import publish_rows
 
 from .effects import EFFECTS
-from .engine import declaration_of
+from .engine import declaration_of, record_published
 from .models import OutboxKind, OutboxMessage, Saga, UserAccount
 
 
@@ -40,9 +40,9 @@ def publish_outbox(make_session: sessionmaker[Session], app: Celery, saga_id: uu
         query = select(OutboxMessage).where(OutboxMessage.published_at.is_(None)).order_by(OutboxMessage.id).limit(limit)
         if saga_id is not None:
             query = query.where(OutboxMessage.saga_id == saga_id)
-        return publish_rows(
-            session,
-            query,
-            lambda message: signature(session, app, message).apply_async(retry=False),
-            lambda message: f"saga={message.saga_id} outbox",
-        )
+
+        def publish(message: OutboxMessage) -> None:
+            signature(session, app, message).apply_async(retry=False)
+            record_published(session, session.get_one(Saga, message.saga_id), OutboxKind(message.kind))
+
+        return publish_rows(session, query, publish, lambda message: f"saga={message.saga_id} outbox")

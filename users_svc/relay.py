@@ -29,7 +29,7 @@ def main() -> None:
 
     def one_pass() -> None:
         watchdog.start_due_purges(make_session)
-        watchdog.redrive_stale(make_session, settings.saga_stale_after_seconds)
+        watchdog.redrive_stale(make_session, settings.saga_stale_after_seconds, attention_after=settings.saga_attention_after_redrives)
         drain(partial(outbox.publish_outbox, make_session, celery_app, None))
 
     run_relay(

@@ -120,3 +120,70 @@ class MeUpdate(BaseModel):
 
 # What a route documents per status code besides its success (FastAPI's ``responses``).
 Responses = dict[int | str, dict[str, Any]]
+
+
+class SagaSummary(BaseModel):
+    """A saga as the operators' search lists it."""
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    user_id: int
+    email: str
+    failed_step: str | None
+    error: str | None = Field(description="the failed step's last error")
+    created_at: datetime
+    progressed_at: datetime
+    finished_at: datetime | None
+    redrive_count: int
+    needs_attention: bool
+    attention_note: str | None
+    stuck: bool = Field(description="not finished and not progressing for USERS_SAGA_STALE_AFTER_SECONDS")
+    url: str = Field(description="the saga's history: GET /v1/sagas/{id}/events")
+
+
+class SagaCounts(BaseModel):
+    running: int = 0
+    compensating: int = 0
+    completed: int = 0
+    failed: int = 0
+    attention: int = 0
+
+
+class SagaPage(BaseModel):
+    items: list[SagaSummary]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last")
+    counts: SagaCounts = Field(description="sagas per status (and needing attention) over the same filters, status aside")
+
+
+class SagaStepState(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: str
+    position: int
+    status: str
+    attempts: int
+    error: str | None
+
+
+class SagaEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    type: str
+    step: str | None
+    attempt: int | None
+    error: str | None
+    actor: str | None = Field(description='"watchdog", or the email of the operator who acted')
+    detail: str | None
+
+
+class SagaHistory(BaseModel):
+    saga: SagaSummary
+    steps: list[SagaStepState]
+    items: list[SagaEventOut] = Field(description="the saga's events, oldest first")
+
+
+class AttentionRequest(BaseModel):
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), Storable] | None = None

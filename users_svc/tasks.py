@@ -4,6 +4,9 @@ Run: celery -A users_svc.tasks worker -Q users
 """
 
 import uuid
+from datetime import datetime
+
+from celery import Task
 
 from saga import (
     DeletionStep,
@@ -30,30 +33,33 @@ serve_worker_metrics(get_settings().worker_metrics_port, get_settings().metrics_
 sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))
 
 
+def _pass_pivot(task: Task, saga_id: str, kind: SagaKind) -> None:
+    """The users service's own step writes its history itself: no report message needed."""
+    started_at = engine.now()
+    with sessions().begin() as session:
+        engine.pass_pivot(session, uuid.UUID(saga_id), kind, attempt=task.request.retries + 1, started_at=started_at)
+
+
 # The pivots: the users service's own steps, one per saga; the engine does the same for each.
-@celery_app.task(name=TaskName.COMPLETE_REGISTRATION, base=StepTask, step=RegistrationStep.COMPLETE_REGISTRATION)
+@celery_app.task(name=TaskName.COMPLETE_REGISTRATION, base=StepTask, step=RegistrationStep.COMPLETE_REGISTRATION, reports_success=False)
 def complete_registration(saga_id: str) -> None:
-    with sessions().begin() as session:
-        engine.pass_pivot(session, uuid.UUID(saga_id), SagaKind.REGISTRATION)
+    _pass_pivot(complete_registration, saga_id, SagaKind.REGISTRATION)
 
 
-@celery_app.task(name=TaskName.COMPLETE_DELETION, base=StepTask, step=DeletionStep.COMPLETE_DELETION)
+@celery_app.task(name=TaskName.COMPLETE_DELETION, base=StepTask, step=DeletionStep.COMPLETE_DELETION, reports_success=False)
 def complete_deletion(saga_id: str) -> None:
-    with sessions().begin() as session:
-        engine.pass_pivot(session, uuid.UUID(saga_id), SagaKind.DELETION)
+    _pass_pivot(complete_deletion, saga_id, SagaKind.DELETION)
 
 
-@celery_app.task(name=TaskName.COMPLETE_RESTORE, base=StepTask, step=RestoreStep.COMPLETE_RESTORE)
+@celery_app.task(name=TaskName.COMPLETE_RESTORE, base=StepTask, step=RestoreStep.COMPLETE_RESTORE, reports_success=False)
 def complete_restore(saga_id: str) -> None:
-    with sessions().begin() as session:
-        engine.pass_pivot(session, uuid.UUID(saga_id), SagaKind.RESTORE)
+    _pass_pivot(complete_restore, saga_id, SagaKind.RESTORE)
 
 
 # The purge compensates nothing: its last step retries, and the watchdog re-drives it until done.
-@celery_app.task(name=TaskName.PURGE_ACCOUNT, base=StepTask, step=PurgeStep.PURGE_ACCOUNT)
+@celery_app.task(name=TaskName.PURGE_ACCOUNT, base=StepTask, step=PurgeStep.PURGE_ACCOUNT, reports_success=False)
 def purge_account(saga_id: str) -> None:
-    with sessions().begin() as session:
-        engine.pass_pivot(session, uuid.UUID(saga_id), SagaKind.PURGE)
+    _pass_pivot(purge_account, saga_id, SagaKind.PURGE)
 
 
 @celery_app.task(name=TaskName.BEGIN_COMPENSATION, base=PersistentTask)
@@ -76,7 +82,25 @@ def fail_registration(saga_id: str) -> None:
         engine.fail_saga(session, uuid.UUID(saga_id))
 
 
+# Its last two arguments came with the saga history; messages queued before it have five.
 @celery_app.task(name=TaskName.RECORD_STEP_EVENT, base=PersistentTask)
-def record_step_event(saga_id: str, step: str, event: str, error: str | None, attempt: int) -> None:
+def record_step_event(
+    saga_id: str,
+    step: str,
+    event: str,
+    error: str | None,
+    attempt: int,
+    started_at: str | None = None,
+    finished_at: str | None = None,
+) -> None:
     with sessions().begin() as session:
-        engine.record_step_event(session, uuid.UUID(saga_id), step, event, error, attempt)
+        engine.record_step_event(
+            session,
+            uuid.UUID(saga_id),
+            step,
+            event,
+            error,
+            attempt,
+            datetime.fromisoformat(started_at) if started_at else None,
+            datetime.fromisoformat(finished_at) if finished_at else None,
+        )

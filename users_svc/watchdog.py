@@ -12,21 +12,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from saga import SAGA_REDRIVES, SagaKind, count_after_commit
 
-from .engine import now, start_saga
-from .models import AccountStatus, OutboxKind, OutboxMessage, Saga, SagaStatus, UserAccount
+from .engine import mark_attention, redrive, start_saga
+from .models import AccountStatus, OutboxMessage, Saga, SagaStatus, UserAccount
 
 log = logging.getLogger(__name__)
 
-# What a stalled saga publishes again, by its state.
-_REDRIVE = {
-    SagaStatus.RUNNING: OutboxKind.START,
-    SagaStatus.COMPENSATING: OutboxKind.COMPENSATE,
-    SagaStatus.COMPLETED: OutboxKind.AFTER_PIVOT,
-}
+WATCHDOG = "watchdog"  # the actor of what the watchdog does, in the saga's history
 
 
-def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: float, limit: int = 100) -> int:
-    """Queue sagas that stopped moving to be published again (backing off per re-drive)."""
+def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: float, limit: int = 100, attention_after: int = 3) -> int:
+    """Queue sagas that stopped moving to be published again (backing off per re-drive).
+
+    A compensation re-driven ``attention_after`` times without finishing is marked as needing
+    attention: it keeps failing, and an operator has to look (docs/operations.md).
+    """
     unpublished = exists().where(OutboxMessage.saga_id == Saga.id, OutboxMessage.published_at.is_(None))
     wait = func.make_interval(0, 0, 0, 0, 0, 0, stale_after_seconds * func.power(2, func.least(Saga.redrive_count, 5)))
     query = (
@@ -43,10 +42,12 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
         sagas = session.scalars(query).all()
         for saga in sagas:
             log.warning("saga=%s stalled while %s; re-driving (%d)", saga.id, saga.status, saga.redrive_count + 1)
-            session.add(OutboxMessage(saga_id=saga.id, kind=_REDRIVE[SagaStatus(saga.status)]))
-            saga.redrive_count += 1
+            redrive(session, saga, WATCHDOG)
             count_after_commit(session, SAGA_REDRIVES, saga.kind, str(saga.status))
-            saga.progressed_at = now()
+            if saga.status == SagaStatus.COMPENSATING and saga.redrive_count >= attention_after:
+                note = f"compensation re-driven {saga.redrive_count} times without finishing"
+                if mark_attention(session, saga, WATCHDOG, note):
+                    log.error("saga=%s needs attention: %s (failed step %s)", saga.id, note, saga.failed_step)
     return len(sagas)
 
 

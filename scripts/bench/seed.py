@@ -5,7 +5,7 @@
     TEST_PORT_OFFSET=0 .venv/bin/python scripts/bench/seed.py --test-stack --users 100000
 
 EMPTIES the tables first, then writes what N users signed up over the last two years leave
-behind: each user with a completed registration saga (its steps and published outbox row), a
+behind: each user with a completed registration saga (its steps, its history and published outbox row), a
 profile, every second one a subscription, the address and the sent welcome mail, and each
 service's idempotency-ledger rows. Every 50th user also deleted the account a day after signing
 up: those older than the restore period were purged (a tombstone, the deletion and purge sagas,
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import devstack  # noqa: E402
 
-from saga import DeletionStep, PurgeStep, RegistrationStep, SagaKind  # noqa: E402
+from saga import SAGAS, DeletionStep, PurgeStep, RegistrationStep, SagaKind  # noqa: E402
 
 HISTORY_DAYS = 730
 RESTORE_DAYS = 30  # accounts deleted longer ago than this were purged
@@ -43,7 +43,7 @@ DELETED_EVERY = 50
 SUBSCRIBED_EVERY = 2
 PASSWORD = "x"  # noqa: S105  # every seeded user logs in with it (one hash, made once)
 TABLES = {
-    "users": ["outbox_message", "saga_step", "saga", "user_account"],
+    "users": ["saga_event", "outbox_message", "saga_step", "saga", "user_account"],
     "profile": ["subscription", "profile", "saga_step_log"],
     "emails": ["message", "recipient", "saga_step_log"],
 }
@@ -75,6 +75,26 @@ def _steps_sql(kind: SagaKind, steps: list[str], started: str, where: str) -> st
     )
 
 
+def _events_sql(kind: SagaKind, steps: list[str], started: str, finished: str, where: str) -> str:
+    """The history a completed saga leaves: started; each step queued, started, done; the pivot; completed."""
+    pivot = SAGAS[kind].pivot
+    rows = [f"('saga_started', NULL, NULL, {started})", f"('saga_completed', NULL, NULL, {finished})"]
+    for position, step in enumerate(steps):
+        at = f"{started} + interval '{5 * position} ms'"
+        rows += [
+            f"('step_queued', '{step}', NULL, {at})",
+            f"('step_started', '{step}', 1, {at} + interval '1 ms')",
+            f"('step_done', '{step}', 1, {at} + interval '4 ms')",
+        ]
+        if step == pivot:
+            rows.append(f"('pivot_passed', '{step}', NULL, {at} + interval '4 ms')")
+    return (
+        "INSERT INTO saga_event (saga_id, at, type, step, attempt) "
+        f"SELECT {_saga_id(kind)}, e.at, e.type, e.step, e.attempt "
+        f"FROM ({USERS}) u CROSS JOIN LATERAL (VALUES {', '.join(rows)}) AS e(type, step, attempt, at) WHERE {where}"
+    )
+
+
 def _saga_sql(kind: SagaKind, steps: list[str], started: str, where: str) -> list[str]:
     finished = f"{started} + interval '{5 * len(steps)} ms'"
     return [
@@ -84,6 +104,7 @@ def _saga_sql(kind: SagaKind, steps: list[str], started: str, where: str) -> lis
         _steps_sql(kind, steps, started, where),
         "INSERT INTO outbox_message (saga_id, kind, created_at, published_at) "
         f"SELECT {_saga_id(kind)}, 'start', {started}, {started} + interval '1 ms' FROM ({USERS}) u WHERE {where}",
+        _events_sql(kind, steps, started, finished, where),
     ]
 
 
