@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from saga import RegistrationStep
 from tests.stack import Stack, wait_until
 from tests.utils.registration import register, unique_email, wait_for_saga
+from users_svc import operators
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -94,6 +95,25 @@ def test_the_relay_reports_the_outbox_the_unfinished_sagas_and_the_queues(system
     assert ("saga_outbox_oldest_age_seconds", frozenset()) in samples
     for queue in ("users", "profile", "emails"):
         assert ("celery_queue_length", frozenset({("queue", queue)})) in samples
+
+
+def test_sagas_marked_as_needing_attention_are_counted(system: Stack, client: httpx.Client) -> None:
+    email = unique_email("operator")
+    accepted = register(client, system, email)
+    saga_id = accepted.json()["saga"]["id"]
+    wait_for_saga(client, system, saga_id, "completed")
+    assert operators.main(["grant", email]) == 0
+    token = client.post(system.url("users", "/v1/auth/login"), json={"email": email, "password": "correct horse"}).json()["access_token"]
+    operator = {"Authorization": f"Bearer {token}"}
+    relay = metrics_url(system, "users-relay")
+    before = value(scrape(relay), "sagas_needing_attention")
+    marked = client.post(system.url("gateway", f"/v1/sagas/{saga_id}/attention"), json={"note": "look"}, headers=operator)
+    assert marked.status_code == 200, marked.text
+    counted = wait_until(
+        lambda: (now := value(scrape(relay), "sagas_needing_attention")) > before and now, what="the attention gauge to count it"
+    )
+    assert client.delete(system.url("gateway", f"/v1/sagas/{saga_id}/attention"), headers=operator).status_code == 200
+    wait_until(lambda: value(scrape(relay), "sagas_needing_attention") < counted, what="the attention gauge to drop it")  # type: ignore[operator]
 
 
 def test_the_gateway_publishes_no_metrics(system: Stack, client: httpx.Client) -> None:
