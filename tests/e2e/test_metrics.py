@@ -113,7 +113,7 @@ def test_sagas_marked_as_needing_attention_are_counted(system: Stack, client: ht
         lambda: (now := value(scrape(relay), "sagas_needing_attention")) > before and now, what="the attention gauge to count it"
     )
     assert client.delete(system.url("gateway", f"/v1/sagas/{saga_id}/attention"), headers=operator).status_code == 200
-    wait_until(lambda: value(scrape(relay), "sagas_needing_attention") < counted, what="the attention gauge to drop it")  # type: ignore[operator]
+    wait_until(lambda: value(scrape(relay), "sagas_needing_attention") < counted, what="the attention gauge to drop it")
 
 
 def test_the_gateway_publishes_no_metrics(system: Stack, client: httpx.Client) -> None:
