@@ -249,7 +249,7 @@ def record_step_event(
     at = finished_at or now()
     if started_at is not None:
         _event(session, saga, started_type, step=step, attempt=attempt, at=started_at)
-    if outcome_type in (E.COMPENSATION_STARTED, E.COMPENSATION_RETRIED, E.COMPENSATION_DONE, E.COMPENSATION_FAILED):
+    if started_type == E.COMPENSATION_STARTED:  # an undo's run: the step's own state stays as it is
         _event(session, saga, outcome_type, step=step, attempt=attempt, error=error, at=at)
         if outcome_type == E.COMPENSATION_DONE:
             undo = _undo_order(saga)

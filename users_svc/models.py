@@ -217,8 +217,7 @@ class SagaEvent(Base):
             func.coalesce(text("attempt"), text("0")),
             "round",
             unique=True,
-        ),
-        Index("ix_saga_event_saga_id_at_id", "saga_id", "at", "id"),
+        ),  # also finds a saga's events (its first column): a saga has a few dozen, sorted in memory
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

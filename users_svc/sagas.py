@@ -133,7 +133,8 @@ def list_sagas(
         is_stuck = and_(Saga.finished_at.is_(None), Saga.progressed_at < stale_before)
         filters.append(is_stuck if stuck else ~is_stuck)
     if attention is not None:
-        filters.append(Saga.needs_attention.is_(attention))
+        # As the partial index's predicate is written, so the planner uses it.
+        filters.append(Saga.needs_attention.expression if attention else ~Saga.needs_attention)
 
     page = _with_email_and_error().where(*filters)
     if status_ is not None:

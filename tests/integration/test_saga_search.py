@@ -69,6 +69,9 @@ def test_the_operator_endpoints_want_an_operators_token(users: TestClient, clean
         refused = users.request(method, path, json=body, headers=someone)
         assert (refused.status_code, refused.json()) == (403, {"detail": "the operator role is required"}), (method, path)
     assert users.get("/v1/sagas", headers=operator).status_code == 200
+    spec = users.get("/openapi.json").json()["paths"]
+    for path, method in (("/v1/sagas", "get"), ("/v1/sagas/{saga_id}/events", "get"), ("/v1/sagas/{saga_id}/attention", "delete")):
+        assert spec[path][method]["security"] == [{"HTTPBearer": []}]
     # The public read of one saga stays public.
     assert users.get(f"/v1/sagas/{saga_id}").status_code == 200
 

@@ -40,6 +40,13 @@ def test_a_token_from_before_the_valid_after_claim_counts_as_zero() -> None:
     assert decode_token(KEY, token, TokenType.ACCESS).vaf == 0
 
 
+def test_an_operators_token_carries_the_role_and_others_none() -> None:
+    claims = new_claims(TokenType.ACCESS, 7, 900, NOW, role="operator")
+    assert jwt.decode(encode_token(KEY, claims), KEY, algorithms=["HS256"])["role"] == "operator"
+    assert decode_token(KEY, encode_token(KEY, claims), TokenType.ACCESS).role == "operator"
+    assert decode_token(KEY, encode_token(KEY, new_claims(TokenType.ACCESS, 7, 900, NOW)), TokenType.ACCESS).role is None
+
+
 def test_every_token_has_its_own_id() -> None:
     assert new_claims(TokenType.ACCESS, 7, 60, NOW).jti != new_claims(TokenType.ACCESS, 7, 60, NOW).jti
 

@@ -5,7 +5,9 @@ Revises: 0003_index_email_lower
 Create Date: 2026-12-04 13:30:00
 
 saga_event is append-only: one row per thing that happened to a saga, unique per (saga, type,
-step, attempt, round: the saga's re-drive count) so a redelivered message writes nothing twice. The operators' search lists sagas
+step, attempt, round: the saga's re-drive count) so a redelivered message writes nothing twice;
+that index also finds a saga's events (no second index: it would cost as much space again, for
+the few dozen rows of one saga). The operators' search lists sagas
 newest first, filtered by kind, status or needing attention: an index for each. Those on saga are
 built CONCURRENTLY, so a large table keeps taking writes while they build. Sagas started before
 this revision have no history before it.
@@ -55,7 +57,6 @@ def upgrade() -> None:
         ['saga_id', 'type', sa.text("coalesce(step, '')"), sa.text('coalesce(attempt, 0)'), 'round'],
         unique=True,
     )
-    op.create_index('ix_saga_event_saga_id_at_id', 'saga_event', ['saga_id', 'at', 'id'])
     with op.get_context().autocommit_block():
         for name, columns, where in _SEARCH_INDEXES:
             op.create_index(
@@ -72,7 +73,6 @@ def downgrade() -> None:
     with op.get_context().autocommit_block():
         for name, _, _ in reversed(_SEARCH_INDEXES):
             op.drop_index(name, table_name='saga', postgresql_concurrently=True, if_exists=True)
-    op.drop_index('ix_saga_event_saga_id_at_id', table_name='saga_event')
     op.drop_index('uq_saga_event_once', table_name='saga_event')
     op.drop_table('saga_event')
     op.drop_column('saga', 'attention_note')
