@@ -2,7 +2,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from saga import DEV_SIGNING_KEY, IdempotencyRetentionSeconds, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     require_access_token: bool = False
     # The users service's signing key (USERS_JWT_SIGNING_KEY): tokens are verified here, locally.
     jwt_signing_key: str = DEV_SIGNING_KEY
+
+    # Prometheus metrics of the worker (`celery worker` only), served from its main process on this
+    # port when set, with PROMETHEUS_MULTIPROC_DIR naming the worker's own directory (saga/_metrics.py).
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"  # where worker and relay metrics listen (0.0.0.0 in a container)
 
     def secrets(self) -> list[Secret]:
         # The signing key only when tokens are required: otherwise this service never uses it.

@@ -35,6 +35,7 @@ from saga import (
     failpoint,
     make_sessionmaker,
     per_worker_process,
+    serve_worker_metrics,
     tombstone_step,
     user_id_of,
 )
@@ -48,6 +49,7 @@ from .schemas import RecipientRecord
 log = logging.getLogger(__name__)
 # The settings are read when the worker starts (or a task first runs), not at import.
 celery_app = create_celery_app("emails", lambda: get_settings().broker_url)
+serve_worker_metrics(lambda: (get_settings().worker_metrics_port, get_settings().metrics_address))  # read when the worker starts
 
 # Mail is retried until delivered: a transient fault never fails the step.
 _MAIL_FAULTS = {"autoretry_for": (mailer.TransientDeliveryError, *TRANSIENT_FAULTS)}

@@ -2,7 +2,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from saga import DEV_SIGNING_KEY, IdempotencyRetentionSeconds, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     # Its pause between batches; touched on every pass when set (the container's healthcheck reads its age).
     retention_interval_seconds: float = 1.0
     retention_heartbeat_file: Path | None = None
+
+    # Prometheus metrics of the worker (`celery worker` only), served from its main process on this
+    # port when set, with PROMETHEUS_MULTIPROC_DIR naming the worker's own directory (saga/_metrics.py).
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"  # where worker and relay metrics listen (0.0.0.0 in a container)
 
     def secrets(self) -> list[Secret]:
         # The signing key only when tokens are required: otherwise this service never uses it.

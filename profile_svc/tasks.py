@@ -28,6 +28,7 @@ from saga import (
     failpoint,
     make_sessionmaker,
     per_worker_process,
+    serve_worker_metrics,
     tombstone_step,
     user_id_of,
 )
@@ -37,6 +38,7 @@ from .models import Profile, SagaStepLog
 
 log = logging.getLogger(__name__)
 celery_app = create_celery_app("profile", lambda: get_settings().broker_url)
+serve_worker_metrics(lambda: (get_settings().worker_metrics_port, get_settings().metrics_address))  # read when the worker starts
 
 
 class ProfileConflict(Exception):

@@ -17,8 +17,23 @@ from ._db import (
 )
 from ._declaration import Payload, SagaDeclaration, SagaStepDeclaration, step_task_id
 from ._deps import CeleryDep, ClientAddress, client_address
+from ._docs import add_gateway_docs
 from ._failpoints import InjectedFault, failpoint
 from ._ledger import LedgerState, SagaAborted, StepLedgerMixin, claim_step, compensate_step, tombstone_step
+from ._metrics import (
+    SAGA_DURATION,
+    SAGA_REDRIVES,
+    SAGAS_COMPENSATED,
+    SAGAS_COMPLETED,
+    SAGAS_FAILED,
+    SAGAS_STARTED,
+    QueueDepthCollector,
+    add_metrics,
+    after_commit,
+    count_after_commit,
+    serve_metrics,
+    serve_worker_metrics,
+)
 from ._names import DeletionStep, PurgeStep, Queue, RegistrationStep, RestoreStep, SagaKind, TaskName, queue_of
 from ._payloads import DeletionPayload, PurgePayload, RegistrationPayload, user_id_of
 from ._relay import drain, publish_rows, run_relay
@@ -81,7 +96,13 @@ __all__ = [
     "RESTORE",
     "ROLE_OPERATOR",
     "SAGAS",
+    "SAGAS_COMPENSATED",
+    "SAGAS_COMPLETED",
+    "SAGAS_FAILED",
+    "SAGAS_STARTED",
     "SAGA_DEADLINE",
+    "SAGA_DURATION",
+    "SAGA_REDRIVES",
     "STARTUP_FAILURE",
     "TRANSIENT_FAULTS",
     "AccessTokenVerifier",
@@ -101,6 +122,7 @@ __all__ = [
     "PurgePayload",
     "PurgeStep",
     "Queue",
+    "QueueDepthCollector",
     "ReadEngineDep",
     "ReadSessionDep",
     "ReadSessionFactoryDep",
@@ -129,12 +151,16 @@ __all__ = [
     "access_token_verifier",
     "add_conventions",
     "add_error_handlers",
+    "add_gateway_docs",
+    "add_metrics",
     "add_probes",
+    "after_commit",
     "broker_ready",
     "claim_step",
     "client_address",
     "compensate_step",
     "configure_logging",
+    "count_after_commit",
     "create_celery_app",
     "database_ready",
     "decode_token",
@@ -159,6 +185,8 @@ __all__ = [
     "revoked_key",
     "run_relay",
     "saga_expires",
+    "serve_metrics",
+    "serve_worker_metrics",
     "session_ended",
     "session_pools",
     "step_task_id",

@@ -21,6 +21,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._metrics import add_metrics
+
 log = logging.getLogger("service")
 
 
@@ -112,7 +114,8 @@ def _documented_methods(request: Request) -> set[str]:
 
 def add_conventions(app: FastAPI, broker_url: str) -> None:
     """What every service's app has: request ids in the logs, JSON errors, and the probes (the
-    database of ``app.state.sessions`` and the broker)."""
+    database of ``app.state.sessions`` and the broker), and request metrics at ``GET /metrics``."""
+    add_metrics(app)  # before the request id, so its log lines carry the id
     app.add_middleware(RequestIdMiddleware)
     add_error_handlers(app)
 

@@ -1,12 +1,14 @@
 """The base classes of every saga task: the retry protocol, and each run's outcome reported to the saga log."""
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from ._metrics import STEP_DURATION, STEP_RETRIES
 from ._names import Queue, TaskName
 from ._sagas import SAGAS
 
@@ -33,19 +35,29 @@ class SagaTask(Task):
     def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.request.saga_started_at = _now()
         log.info("saga=%s task=%s id=%s start", _saga_id(args, kwargs), self.name, task_id)
+        _started[task_id] = time.monotonic()
 
     def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         log.info("saga=%s task=%s id=%s done", _saga_id(args, kwargs), self.name, task_id)
+        self._observe(task_id, "done")
         if self.reports_success:
             self._report("done", args, kwargs, None)
 
     def on_retry(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any) -> None:
         log.warning("saga=%s task=%s id=%s retry: %r", _saga_id(args, kwargs), self.name, task_id, exc)
+        self._observe(task_id, "retry")
+        STEP_RETRIES.labels(self.step or self.name, type(exc).__name__).inc()
         self._report("retrying", args, kwargs, exc)
 
     def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any) -> None:
         log.error("saga=%s task=%s id=%s failed: %r", _saga_id(args, kwargs), self.name, task_id, exc)
+        self._observe(task_id, "failed")
         self._report("failed", args, kwargs, exc)
+
+    def _observe(self, task_id: str, outcome: str) -> None:
+        started = _started.pop(task_id, None)
+        if started is not None:
+            STEP_DURATION.labels(self.step or self.name, outcome).observe(time.monotonic() - started)
 
     def _report(self, outcome: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None) -> None:
         saga_id = _saga_id(args, kwargs)
@@ -69,6 +81,10 @@ class SagaTask(Task):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+# When each task running in this process started (a pool child runs one at a time).
+_started: dict[str, float] = {}
 
 
 def _saga_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:

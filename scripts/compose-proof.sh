@@ -4,10 +4,12 @@
 #      answers), or dockerkit's local stand-ins (asked for, or when pulling is impossible here);
 #   2. docker-compose.yml: up --build, wait for every container to be healthy, run
 #      scripts/smoke.sh dev (the contract's calls with assertions, and the mails in MailHog),
-#      check the gateway and Flower, down -v;
+#      check the gateway, Flower (its port's / too), the API docs at /docs/, and Prometheus (the
+#      monitoring profile) scraping every process with every target up, down -v;
 #   3. docker-compose-prod.yml, with generated secrets: the same through the gateway on port 80
 #      with scripts/smoke.sh prod (the inbox read from inside the network), with every worker
-#      scaled to 2 (each saga still runs once), Flower behind basic auth, down -v; and its safety
+#      scaled to 2 (each saga still runs once), Flower behind basic auth, no docs and no metrics
+#      through the gateway, Prometheus on the loopback scraping every replica, down -v; and its safety
 #      (scripts/compose_proof_prod.sh): it refuses to start on the unchanged .env.example, then
 #      runs on secrets from scripts/generate-secrets.sh and is checked for read-only Flower,
 #      least privilege, forged tokens, X-Forwarded-For and HTTPS.
@@ -113,6 +115,10 @@ flower_broker_lists_queues() {
 }
 flower_api_lists_workers() { curl -fsS -u "$1" "http://127.0.0.1/flower/api/workers?refresh=1" | "${CHECK[@]}" flower-workers "$2"; }
 
+# Prometheus (the monitoring profile, on in this run) scraping $1 targets, all up; a query above 0.
+prometheus_targets_up() { curl -fsS http://127.0.0.1:9090/api/v1/targets | "${CHECK[@]}" prometheus-targets "$1"; }
+prometheus_positive() { curl -fsS -G http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$1" | "${CHECK[@]}" prometheus-positive; }
+
 gateway_reaches_users() { [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/v1/users/1)" = 200 ]; }
 
 container_of() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1" | head -n1; }
@@ -191,6 +197,9 @@ if [ "$IMAGES" = standin ]; then
   export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 COMPOSE_BAKE=false
 fi
 
+# Prometheus too (the monitoring profile), in both files.
+export COMPOSE_PROFILES=monitoring
+
 # 2. Development
 FILE=docker-compose.yml
 say "== $FILE"
@@ -202,6 +211,13 @@ for url in http://127.0.0.1:5555/flower/ http://127.0.0.1:8080/flower/; do
 done
 poll 30 "Flower's broker page listing the four queues" flower_broker_lists_queues
 say "Flower: answers on :5555/flower/ and through the gateway, with the four workers and queues"
+flower_root=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://127.0.0.1:5555/)
+[ "$flower_root" = "302 http://127.0.0.1:5555/flower/" ] || die "Flower's :5555/ answered $flower_root, not a redirect to /flower/"
+"${CHECK[@]}" docs http://127.0.0.1:8080 on || die "the API docs at :8080/docs/"
+say "Flower's :5555/ opens on Flower; the three APIs' docs at :8080/docs/"
+poll 120 "Prometheus scraping the three APIs, four workers, the relay and Flower" prometheus_targets_up 9
+poll 60 "Prometheus counting the smoke run's completed sagas" prometheus_positive 'sum(sagas_completed_total)'
+say "Prometheus: every target up, the workers' saga counters read from their prefork children"
 dc down -v --remove-orphans
 FILE=""
 
@@ -216,16 +232,23 @@ say "== $FILE"
 bring_up
 dc up -d --no-build --scale users-worker=2 --scale profile-worker=2 --scale emails-worker=2 --scale emails-mail-worker=2
 poll "$TIMEOUT" "every container healthy after scaling the workers to 2" all_healthy
-published=$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Ports}}' | grep -- '->' || true)
+# Prometheus listens on the host's loopback only, which is not publishing it.
+loopback=$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Ports}}' | grep -E -- ' 127\.0\.0\.1:[0-9]+->9090/tcp$' || true)
+[[ $loopback == *prometheus* ]] || die "Prometheus is not on the host's loopback: $loopback"
+published=$(docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Ports}}' | grep -- '->' | grep -v -F -- "$loopback" || true)
 if [ "$(echo "$published" | grep -c .)" != 1 ] || [[ $published != *gateway*:80-\>80/tcp* ]]; then
   die "only the gateway may publish a port (port 80); published: $published"
 fi
-say "only the gateway is published: $published"
+say "only the gateway is published: $published (Prometheus on the loopback: $loopback)"
 # MailHog is not published in production: the smoke script reads it from inside the network.
 SMOKE_MAIL_CMD="docker exec $(container_of gateway) wget -qO- http://mailhog:8025/api/v2/messages" \
   scripts/smoke.sh prod || die "scripts/smoke.sh prod"
 "${CHECK[@]}" gateway http://127.0.0.1 || die "gateway checks on :80"
 say "the contract's calls and the mails, once each, with two workers on every queue"
+"${CHECK[@]}" docs http://127.0.0.1 off || die "no API docs and no metrics through the production gateway"
+poll 120 "Prometheus scraping the three APIs, eight workers and the relay" prometheus_targets_up 12
+poll 60 "Prometheus counting the smoke run's completed sagas" prometheus_positive 'sum(sagas_completed_total)'
+say "Prometheus: every target up, two uvicorn workers per API and two workers per queue summed"
 dc up -d --no-deps --force-recreate users-api
 poll "$TIMEOUT" "every container healthy after recreating users-api" all_healthy
 poll 30 "the gateway reaching the recreated users-api" gateway_reaches_users

@@ -6,11 +6,16 @@ it runs on the host; scripts/smoke_check.py checks the contract's calls and the 
                                                  the saga console's page with its Content-Security-Policy
     compose_proof_check.py flower-workers N < WORKERS_JSON   Flower's /api/workers lists N live
                                                  workers on each queue
+    compose_proof_check.py docs BASE_URL on|off  the APIs' docs at /docs/ (Swagger UI, the three
+                                                 OpenAPI documents) served, or all 404; /metrics 404
+    compose_proof_check.py prometheus-targets N < TARGETS_JSON   Prometheus's /api/v1/targets:
+                                                 N active targets, every one up
+    compose_proof_check.py prometheus-positive < QUERY_JSON      a query's result above 0
     compose_proof_check.py tokens BASE_URL       (tokens required) an access token signed with any
                                                  key found in the repository is refused by every
                                                  service; a genuine one (the contract's user 1) is not
 
-Exit status: 0 passed; 1 failed (for `flower-workers`: not yet, worth polling again);
+Exit status: 0 passed; 1 failed (for `flower-workers` and `prometheus-*`: not yet, worth polling again);
 2 failed for good.
 """
 
@@ -68,6 +73,42 @@ def flower_workers(per_queue: str) -> None:
     workers = json.load(sys.stdin)
     counts = Counter(name.split("@", 1)[0] for name in workers)
     check(all(counts[q] == int(per_queue) for q in QUEUES), f"flower: workers per queue {dict(counts)}, expected {per_queue} each")
+
+
+SERVICES = ("users", "profile", "emails")
+
+
+def docs(base: str, state: str) -> None:
+    documents = [f"/docs/{service}/openapi.json" for service in SERVICES]
+    if state == "off":
+        for path in ["/docs/", "/docs/assets/swagger-ui.css", *documents]:
+            status, _, body = _request(f"{base}{path}")
+            check(status == 404, f"docs off: {path} answered {status} {body[:100]!r}")
+    else:
+        status, headers, page = _request(f"{base}/docs/")
+        check(status == 200 and headers.get("Content-Type", "").startswith("text/html"), f"docs: /docs/ answered {status}")
+        for asset in re.findall(rb'(?:src|href)="([^"]+)"', page):
+            check(not asset.startswith((b"http:", b"https:", b"//")), f"docs: /docs/ loads {asset!r} from elsewhere")
+            status, _, _ = _request(f"{base}/docs/{asset.decode()}")
+            check(status == 200, f"docs: /docs/{asset.decode()} answered {status}")
+        for service, path in zip(SERVICES, documents, strict=True):
+            status, _, body = _request(f"{base}{path}")
+            check(status == 200 and json.loads(body)["info"]["title"] == service, f"docs: {path} answered {status}")
+    for path in ("/metrics", "//metrics", "/v1/../metrics", "/docs/../metrics"):
+        status, _, body = _request(f"{base}{path}")
+        check(status in (400, 404) and b"http_requests_total" not in body, f"gateway: {path} answered {status}: metrics published")
+    print(f"docs {state} at {base}/docs/, no /metrics through the gateway")
+
+
+def prometheus_targets(count: str) -> None:
+    targets = json.load(sys.stdin)["data"]["activeTargets"]
+    down = [f"{t['labels'].get('job')} {t['labels'].get('instance')}: {t.get('lastError', '')}" for t in targets if t["health"] != "up"]
+    check(len(targets) == int(count) and not down, f"prometheus: {len(targets)} targets (expected {count}), not up: {down}")
+
+
+def prometheus_positive() -> None:
+    result = json.load(sys.stdin)["data"]["result"]
+    check(result and float(result[0]["value"][1]) > 0, f"prometheus: query result {result}")
 
 
 def _repository_keys() -> set[str]:
@@ -143,7 +184,15 @@ def tokens(base: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"gateway": gateway, "flower-workers": flower_workers, "tokens": tokens}
+    commands = {
+        "gateway": gateway,
+        "flower-workers": flower_workers,
+        "docs": docs,
+        "prometheus-targets": prometheus_targets,
+        "prometheus-positive": prometheus_positive,
+        "tokens": tokens,
+    }
+    retried = ("flower-workers", "prometheus-targets", "prometheus-positive")
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
@@ -151,10 +200,10 @@ def main(argv: list[str]) -> int:
         commands[argv[1]](*argv[2:])
     except Failed as failure:
         print(failure, file=sys.stderr)
-        return 1 if argv[1] == "flower-workers" else 2
+        return 1 if argv[1] in retried else 2
     except (ValueError, KeyError, TypeError) as error:
         print(f"{argv[1]}: unexpected answer: {error!r}", file=sys.stderr)
-        return 1 if argv[1] == "flower-workers" else 2
+        return 1 if argv[1] in retried else 2
     return 0
 
 

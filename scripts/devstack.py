@@ -63,6 +63,12 @@ class Stack:
     flower_port: int = field(default_factory=lambda: _env_int("DEVSTACK_FLOWER_PORT", 5555))
     smtp_port: int = field(default_factory=lambda: _env_int("DEVSTACK_SMTP_PORT", 1025))
     mail_http_port: int = field(default_factory=lambda: _env_int("DEVSTACK_MAIL_HTTP_PORT", 8025))
+    # Prometheus metrics of the processes that have no API port of their own (docs/operations.md).
+    users_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_USERS_WORKER_METRICS_PORT", 9101))
+    profile_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_PROFILE_WORKER_METRICS_PORT", 9102))
+    emails_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_EMAILS_WORKER_METRICS_PORT", 9103))
+    users_relay_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_USERS_RELAY_METRICS_PORT", 9104))
+    mail_worker_metrics_port: int = field(default_factory=lambda: _env_int("DEVSTACK_MAIL_WORKER_METRICS_PORT", 9105))
 
     @property
     def postgres_dir(self) -> Path:
@@ -110,6 +116,12 @@ class Stack:
             "EMAILS_SMTP_PORT": str(self.smtp_port),
             # uvicorn: X-Forwarded-For is believed from the gateway only, which runs here.
             "FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "USERS_WORKER_METRICS_PORT": str(self.users_worker_metrics_port),
+            "PROFILE_WORKER_METRICS_PORT": str(self.profile_worker_metrics_port),
+            "EMAILS_WORKER_METRICS_PORT": str(self.emails_worker_metrics_port),
+            "USERS_RELAY_METRICS_PORT": str(self.users_relay_metrics_port),
+            # The Procfile gives it to the emails mail worker as its EMAILS_WORKER_METRICS_PORT.
+            "MAIL_WORKER_METRICS_PORT": str(self.mail_worker_metrics_port),
         }
         for service in SERVICES:
             env[f"{service.upper()}_DATABASE_URL"] = self.database_url(service)
@@ -251,12 +263,18 @@ def migrate(stack: Stack) -> None:
         subprocess.run(["alembic", "-c", str(ROOT / f"{service}_svc" / "alembic.ini"), "upgrade", "head"], check=True, env=env)
 
 
-def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None = None, tls_port: int | None = None) -> Path:
+def render_gateway(
+    stack: Stack, nginx_dir: Path | None = None, port: int | None = None, tls_port: int | None = None, docs: bool | None = None
+) -> Path:
     """nginx with the repository's gateway config, its upstreams pointed at local ports.
 
     With certs/fullchain.pem and certs/privkey.pem in nginx_dir and a tls_port, it also serves
     HTTPS there and redirects plain HTTP to it, as the image does (nginx/40-gateway-tls.sh).
+    With docs (by default GATEWAY_DOCS, on unless it says off) it serves the API docs at /docs/
+    (nginx/docs.conf), as the image does with GATEWAY_DOCS=on (nginx/45-gateway-docs.sh).
     """
+    if docs is None:
+        docs = os.environ.get("GATEWAY_DOCS", "on") != "off"
     nginx_dir = nginx_dir or stack.run_dir / "nginx"
     (nginx_dir / "logs").mkdir(parents=True, exist_ok=True)
     values = {
@@ -282,6 +300,11 @@ def render_gateway(stack: Stack, nginx_dir: Path | None = None, port: int | None
     (tls_dir / "tls.conf").unlink(missing_ok=True)
     if tls_port and (nginx_dir / "certs" / "fullchain.pem").exists() and (nginx_dir / "certs" / "privkey.pem").exists():
         (tls_dir / "tls.conf").write_text(render(ROOT / "nginx" / "tls.conf.template"))
+    docs_dir = nginx_dir / "gateway-docs"
+    docs_dir.mkdir(exist_ok=True)
+    (docs_dir / "docs.conf").unlink(missing_ok=True)
+    if docs:
+        shutil.copyfile(ROOT / "nginx" / "docs.conf", docs_dir / "docs.conf")
     (nginx_dir / "nginx.conf").write_text(
         "worker_processes 1;\npid nginx.pid;\nerror_log stderr;\nevents { worker_connections 1024; }\n"
         # Every temp path inside the prefix: as a user other than root (CI runners) nginx cannot

@@ -22,6 +22,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 # with its matching driver already installed (GitHub's Ubuntu runners) is used as it is.
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# promtool (Debian's prometheus package): make test checks monitoring/ with it.
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)  # GitHub's Ubuntu runners: passwordless sudo
   "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq

@@ -36,6 +36,11 @@ TEST_PORTS = {
             "DEVSTACK_FLOWER_PORT": 15555,
             "DEVSTACK_SMTP_PORT": 11025,
             "DEVSTACK_MAIL_HTTP_PORT": 18025,
+            "DEVSTACK_USERS_WORKER_METRICS_PORT": 19101,
+            "DEVSTACK_PROFILE_WORKER_METRICS_PORT": 19102,
+            "DEVSTACK_EMAILS_WORKER_METRICS_PORT": 19103,
+            "DEVSTACK_USERS_RELAY_METRICS_PORT": 19104,
+            "DEVSTACK_MAIL_WORKER_METRICS_PORT": 19105,
         }.items()
     },
 }
@@ -87,6 +92,7 @@ class Stack:
         self.env = {**os.environ, **self.config.env(), **TEST_SETTINGS}
         self.logs = self.config.run_dir / "logs"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_offsets: dict[str, int] = {}
         self.commands = dict(
             line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip() and not line.startswith("#")
         )
@@ -131,7 +137,9 @@ class Stack:
     # processes
     def start(self, name: str) -> None:
         command = self.commands[name].strip()
-        with (self.logs / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
+        log_path = self.logs / f"{name}.log"
+        self.log_offsets[name] = log_path.stat().st_size if log_path.exists() else 0  # what this run writes comes after
+        with log_path.open("ab") as log:  # the child keeps its own descriptor
             self.processes[name] = subprocess.Popen(
                 ["bash", "-c", f"exec {command}"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -178,7 +186,8 @@ class Stack:
                 path = {"flower": "/flower/healthcheck", "mail": "/"}.get(name, "/healthz")
                 return httpx.get(f"http://127.0.0.1:{ports[name]}{path}", timeout=1).status_code == 200
             if name.endswith("worker"):
-                return b" ready." in (self.logs / f"{name}.log").read_bytes().rsplit(b"Connected to", 1)[-1]
+                written = (self.logs / f"{name}.log").read_bytes()[self.log_offsets.get(name, 0) :]
+                return b" ready." in written.rsplit(b"Connected to", 1)[-1]
             return True  # relays have nothing to probe
 
         try:

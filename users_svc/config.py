@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     # Touched on every relay pass when set: the container's healthcheck reads its age.
     relay_heartbeat_file: Path | None = None
 
+    # Prometheus metrics of the worker (`celery worker` only), served from its main process on this
+    # port when set, with PROMETHEUS_MULTIPROC_DIR naming the worker's own directory (saga/_metrics.py).
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"  # where worker and relay metrics listen (0.0.0.0 in a container)
+    # The relay's metrics (outbox, unfinished sagas, queue depths, watchdog re-drives) on this port when set.
+    relay_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
     def secrets(self) -> list[Secret]:
         return [
             Secret("USERS_JWT_SIGNING_KEY", self.jwt_signing_key, SecretKind.SIGNING_KEY),

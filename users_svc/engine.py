@@ -18,10 +18,21 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SAGAS, SagaDeclaration, failpoint, saga_expires
+from saga import (
+    SAGAS,
+    SAGAS_COMPENSATED,
+    SAGAS_COMPLETED,
+    SAGAS_FAILED,
+    SAGAS_STARTED,
+    SagaDeclaration,
+    count_after_commit,
+    failpoint,
+    saga_expires,
+)
 
 from . import history, queries
 from .effects import EFFECTS
+from .metrics import saga_finished
 from .models import SAGA_CLASSES, OutboxKind, OutboxMessage, Saga, SagaEventType, SagaStatus, SagaStep, StepStatus, UserAccount
 
 E = SagaEventType
@@ -73,6 +84,7 @@ def start_saga(session: Session, user: UserAccount, kind: str) -> Saga:
     session.add(OutboxMessage(saga_id=saga.id, kind=OutboxKind.START))
     history.record(session, saga.id, E.SAGA_STARTED, detail=kind)
     session.flush()
+    count_after_commit(session, SAGAS_STARTED, kind)
     return saga
 
 
@@ -162,6 +174,7 @@ def pass_pivot(session: Session, saga_id: uuid.UUID, kind: str, *, attempt: int 
     failpoint(declaration.pivot, user.email)
     saga.status = SagaStatus.COMPLETED
     saga.progressed_at = now()
+    count_after_commit(session, SAGAS_COMPLETED, kind)
     EFFECTS[kind].on_pivot(user)
     steps = _steps(session, saga_id)
     for step in declaration.until_pivot:
@@ -174,6 +187,7 @@ def pass_pivot(session: Session, saga_id: uuid.UUID, kind: str, *, attempt: int 
         _event(session, saga, E.STEP_QUEUED, step=declaration.after_pivot[0].name, at=saga.progressed_at)
     else:  # nothing after the pivot: the saga is over
         saga.finished_at = saga.progressed_at
+        saga_finished(session, saga)
         _event(session, saga, E.SAGA_COMPLETED, at=saga.finished_at)
 
 
@@ -185,6 +199,7 @@ def begin_compensation(session: Session, saga_id: uuid.UUID, failed_step: str) -
     if saga.status == SagaStatus.RUNNING:
         saga.status = SagaStatus.COMPENSATING
         saga.failed_step = failed_step
+        count_after_commit(session, SAGAS_COMPENSATED, saga.kind)
     saga.progressed_at = now()
     steps = _steps(session, saga_id)
     order = declaration_of(saga).step_names
@@ -209,6 +224,8 @@ def fail_saga(session: Session, saga_id: uuid.UUID) -> None:
     steps = _steps(session, saga_id)
     saga.status = SagaStatus.FAILED
     saga.progressed_at = saga.finished_at = now()
+    count_after_commit(session, SAGAS_FAILED, saga.kind)
+    saga_finished(session, saga)
     on_failure(session.get_one(UserAccount, saga.user_id, with_for_update=True))
     for step in declaration_of(saga).compensatable:
         if steps[step].status == StepStatus.DONE:
@@ -277,6 +294,7 @@ def record_step_event(
         )
         if all(status in (StepStatus.DONE, StepStatus.FAILED) for status in statuses):
             saga.finished_at = saga.progressed_at
+            saga_finished(session, saga)
             _event(session, saga, E.SAGA_COMPLETED, at=saga.finished_at)
 
 

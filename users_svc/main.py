@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from saga import (
     AccessTokenVerifier,
     add_conventions,
+    add_gateway_docs,
     configure_logging,
     create_celery_app,
     session_pools,
@@ -88,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.user_router, dependencies=token_security(settings.require_access_token))
     add_conventions(app, settings.broker_url)
     mount_console(app)
+    add_gateway_docs(app)
     return app

@@ -9,10 +9,13 @@ Run: python -m users_svc.relay
 
 from functools import partial
 
-from saga import Pruner, Retention, create_celery_app, drain, make_sessionmaker, run_relay
+from prometheus_client import REGISTRY
+
+from saga import Pruner, QueueDepthCollector, Retention, create_celery_app, drain, make_sessionmaker, run_relay, serve_metrics
 
 from . import outbox, watchdog
 from .config import Settings, get_settings
+from .metrics import SagaLogCollector
 from .models import OutboxMessage
 
 
@@ -26,6 +29,10 @@ def main() -> None:
     make_session = make_sessionmaker(settings.database_url)
     celery_app = create_celery_app("users", settings.broker_url)
     pruner = Pruner(make_session, retentions(settings))
+    if settings.relay_metrics_port is not None:
+        REGISTRY.register(SagaLogCollector(make_session))
+        REGISTRY.register(QueueDepthCollector(settings.broker_url))
+        serve_metrics(settings.relay_metrics_port, settings.metrics_address)
 
     def one_pass() -> None:
         watchdog.start_due_purges(make_session)

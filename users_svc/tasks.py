@@ -20,12 +20,14 @@ from saga import (
     create_celery_app,
     make_sessionmaker,
     per_worker_process,
+    serve_worker_metrics,
 )
 
 from . import engine
 from .config import get_settings
 
 celery_app = create_celery_app("users", lambda: get_settings().broker_url)
+serve_worker_metrics(lambda: (get_settings().worker_metrics_port, get_settings().metrics_address))  # read when the worker starts
 
 
 sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_url))

@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SagaKind, saga_expires
+from saga import SAGA_REDRIVES, SagaKind, count_after_commit, saga_expires
 
 from .engine import mark_attention, now, redrive, start_saga
 from .models import AccountStatus, OutboxMessage, Saga, SagaStatus, UserAccount
@@ -57,6 +57,7 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
             log.warning("saga=%s stalled while %s; re-driving (%d)", saga.id, saga.status, saga.redrive_count + 1)
             redrive(session, saga, WATCHDOG)
             redriven += 1
+            count_after_commit(session, SAGA_REDRIVES, saga.kind, str(saga.status))
             if saga.status == SagaStatus.COMPENSATING and saga.redrive_count >= attention_after:
                 note = f"compensation re-driven {saga.redrive_count} times without finishing"
                 if mark_attention(session, saga, WATCHDOG, note):

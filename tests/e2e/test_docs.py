@@ -146,6 +146,10 @@ def test_runnable_blocks_run(system: Stack, page: Path) -> None:
         8080: system.config.gateway_port,
         5555: system.config.flower_port,
         8025: system.config.mail_http_port,
+        9101: system.config.users_worker_metrics_port,
+        9102: system.config.profile_worker_metrics_port,
+        9103: system.config.emails_worker_metrics_port,
+        9104: system.config.users_relay_metrics_port,
     }
     for documented, test_port in ports.items():
         script = re.sub(rf"\blocalhost:{documented}\b", f"localhost:{test_port}", script)

@@ -74,6 +74,7 @@ def test_the_gateway_image_is_on_a_stable_nginx_line() -> None:
 @pytest.mark.parametrize(
     "path",
     ["scripts/setup.sh", "docker/postgres/create-databases.sh", "docker/healthcheck.py", "nginx/40-gateway-tls.sh",
+     "nginx/45-gateway-docs.sh", "nginx/docs.conf",
      "nginx/15-gateway-upstreams.envsh", "nginx/50-gateway-follow-upstreams.sh", "docker/users.Dockerfile",
      "nginx/Dockerfile", "nginx/templates/gateway.conf.template", "Procfile", ".env.example"],
 )  # fmt: skip
