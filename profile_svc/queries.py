@@ -1,12 +1,5 @@
-"""The hot reads, in one style in every service: a SQLAlchemy Core statement of the columns the
-answer needs, built once at import (so SQLAlchemy's compiled cache always hits), run on a pooled
-connection of the read engine (autocommit) and turned straight into the response model. No ORM
-session, identity map or entity on the way: those cost more than the query itself.
-
-The endpoints are ``async`` and run these in the thread pool (``run_in_threadpool``): one thread
-hop per read, where a plain ``def`` endpoint costs a hop for itself, one for each ``def``
-dependency and one for validating its result.
-"""
+"""The hot reads: Core statements of the columns the answer needs, built once, run on the read
+engine's pooled connections and turned straight into the response model (why: users_svc/queries.py)."""
 
 from sqlalchemy import Engine, bindparam, exists, select
 
