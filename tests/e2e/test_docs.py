@@ -150,6 +150,7 @@ def test_runnable_blocks_run(system: Stack, page: Path) -> None:
         9102: system.config.profile_worker_metrics_port,
         9103: system.config.emails_worker_metrics_port,
         9104: system.config.users_relay_metrics_port,
+        9105: system.config.mail_worker_metrics_port,
     }
     for documented, test_port in ports.items():
         script = re.sub(rf"\blocalhost:{documented}\b", f"localhost:{test_port}", script)

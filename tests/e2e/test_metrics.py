@@ -39,6 +39,7 @@ def metrics_url(system: Stack, process: str) -> str:
         "users-worker": system.config.users_worker_metrics_port,
         "profile-worker": system.config.profile_worker_metrics_port,
         "emails-worker": system.config.emails_worker_metrics_port,
+        "emails-mail-worker": system.config.mail_worker_metrics_port,
         "users-relay": system.config.users_relay_metrics_port,
     }
     return f"http://127.0.0.1:{ports[process]}/metrics"
@@ -54,7 +55,7 @@ def moved(system: Stack, process: str, before: Samples, name: str, **labels: str
 
 
 def test_a_registration_moves_the_request_and_saga_counters(system: Stack, client: httpx.Client) -> None:
-    processes = ("users-api", "users-worker", "profile-worker", "emails-worker")
+    processes = ("users-api", "users-worker", "profile-worker", "emails-worker", "emails-mail-worker")
     before = {process: scrape(metrics_url(system, process)) for process in processes}
     response = register(client, system, unique_email(), via="gateway")
     assert response.status_code in (201, 202), response.text
@@ -76,7 +77,10 @@ def test_a_registration_moves_the_request_and_saga_counters(system: Stack, clien
     moved(system, "users-worker", before["users-worker"], "sagas_completed_total", kind="registration")
     moved(system, "users-worker", before["users-worker"], "saga_duration_seconds_count", kind="registration", status="completed")
     moved(system, "profile-worker", before["profile-worker"], "saga_step_duration_seconds_count", step="create_profile", outcome="done")
-    moved(system, "emails-worker", before["emails-worker"], "saga_step_duration_seconds_count", step="send_welcome_email", outcome="done")
+    moved(system, "emails-worker", before["emails-worker"], "saga_step_duration_seconds_count", step="record_address", outcome="done")
+    # The welcome mail is delivered by the mail worker, on the mail queue.
+    mail_worker = "emails-mail-worker"
+    moved(system, mail_worker, before[mail_worker], "saga_step_duration_seconds_count", step="send_welcome_email", outcome="done")
 
 
 def test_a_failed_registration_moves_the_compensation_and_failure_counters(system: Stack, client: httpx.Client) -> None:

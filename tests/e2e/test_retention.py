@@ -81,7 +81,7 @@ def test_a_step_delivered_again_after_its_rows_were_pruned_is_discarded_unrun(sy
     system.query("users", "INSERT INTO outbox_message (saga_id, kind) VALUES (%s, 'start'), (%s, 'welcome')", saga_id, saga_id)
     for worker, task, step in (
         ("profile-worker", TaskName.CREATE_PROFILE, "create_profile"),
-        ("emails-worker", TaskName.SEND_WELCOME_EMAIL, "send_welcome_email"),
+        ("emails-mail-worker", TaskName.SEND_WELCOME_EMAIL, "send_welcome_email"),
     ):
         discarded = f"Discarding revoked task: {task}[{saga_id}:{step}]"
         log = system.logs / f"{worker}.log"
