@@ -74,7 +74,7 @@ def switch(stack, on: bool) -> None:
 
 
 def log_path(stack) -> Path:
-    return stack.config.run_dir / "postgres.log"
+    return stack.config.postgres_dir / "postgres.log"  # under /var/tmp when run as root (devstack.py)
 
 
 def drive(stack, seeded_users: int) -> None:
