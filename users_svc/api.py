@@ -14,7 +14,7 @@ from saga import ReadEngineDep, ReadSessionFactoryDep, SagaKind, SessionFactoryD
 from . import engine, queries
 from .deps import ClientAddress, OwnerSubject, PasswordsDep, ReadSessionDep, SagaRunnerDep, ThrottleDep
 from .models import RegistrationSaga, Saga, SagaStatus, SagaStep, UserAccount
-from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut
+from .schemas import ErrorOut, RegisterRequest, Responses, SagaOut, SagaRef, UserOut, registration_saga_url
 from .throttle import RequestThrottle
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def throttle(limits: RequestThrottle, action: str, address: str, *, fail_open: b
 
 
 def saga_url(saga: Saga) -> str:
-    return f"/v1/register/{saga.id}" if isinstance(saga, RegistrationSaga) else f"/v1/sagas/{saga.id}"
+    return registration_saga_url(saga.id) if isinstance(saga, RegistrationSaga) else f"/v1/sagas/{saga.id}"
 
 
 def saga_ref(saga: Saga) -> SagaRef:
@@ -107,7 +107,7 @@ def register(
     saga.status = runner.publish_and_wait(saga.id)
     if saga.status != SagaStatus.COMPLETED:
         response.status_code = status.HTTP_202_ACCEPTED
-    response.headers["Location"] = f"/v1/register/{saga.id}"
+    response.headers["Location"] = registration_saga_url(saga.id)
     with reads() as session:
         user = session.get_one(UserAccount, user.id)
     return UserOut.model_validate(user).model_copy(update={"saga": saga_ref(saga)})

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, and_, bindparam, select
 from saga import SagaKind
 
 from .models import Saga, UserAccount
-from .schemas import SagaRef, UserOut
+from .schemas import SagaRef, UserOut, registration_saga_url
 
 _user = UserAccount.__table__
 _saga = Saga.__table__
@@ -55,7 +55,7 @@ def user_by_id(engine: Engine, user_id: int) -> UserOut | None:
         registration_status=row.registration_status,
         account_status=row.account_status,
         created_at=row.created_at,
-        saga=None if row.saga_id is None else SagaRef(id=row.saga_id, status=row.saga_status, url=f"/v1/register/{row.saga_id}"),
+        saga=None if row.saga_id is None else SagaRef(id=row.saga_id, status=row.saga_status, url=registration_saga_url(row.saga_id)),
     )
 
 

@@ -77,6 +77,11 @@ class SagaRef(BaseModel):
     url: str
 
 
+def registration_saga_url(saga_id: uuid.UUID) -> str:
+    """Where a registration's saga is polled (GET /v1/register/{saga_id})."""
+    return f"/v1/register/{saga_id}"
+
+
 class ErrorOut(BaseModel):
     detail: str
 
