@@ -12,9 +12,9 @@ import logging
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from saga import SAGA_REDRIVES, SagaKind, count_after_commit, saga_expires
+from saga import SAGA_REDRIVES, SagaKind, count_after_commit
 
-from .engine import mark_attention, now, redrive, start_saga
+from .engine import SagaPastDeadline, mark_attention, now, redrive, start_saga
 from .models import AccountStatus, OutboxMessage, Saga, SagaStatus, UserAccount
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,14 @@ def redrive_stale(make_session: sessionmaker[Session], stale_after_seconds: floa
     redriven = 0
     with make_session.begin() as session:
         for saga in session.scalars(query).all():
-            if saga_expires(saga.created_at) <= now():
+            try:
+                redrive(session, saga, WATCHDOG)
+            except SagaPastDeadline:
                 log.error("saga=%s abandoned while %s: past its deadline, its messages expire; needs an operator", saga.id, saga.status)
                 saga.abandoned_at = now()
                 mark_attention(session, saga, WATCHDOG, f"abandoned while {saga.status}: past its deadline, nothing re-drives it")
                 continue
-            log.warning("saga=%s stalled while %s; re-driving (%d)", saga.id, saga.status, saga.redrive_count + 1)
-            redrive(session, saga, WATCHDOG)
+            log.warning("saga=%s stalled while %s; re-driven (%d)", saga.id, saga.status, saga.redrive_count)
             redriven += 1
             count_after_commit(session, SAGA_REDRIVES, saga.kind, str(saga.status))
             if saga.status == SagaStatus.COMPENSATING and saga.redrive_count >= attention_after:
