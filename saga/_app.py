@@ -59,11 +59,16 @@ def create_celery_app(name: str, broker_url: str | Callable[[], str]) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Threads, not prefork: every task waits on PostgreSQL, Redis or SMTP, and handing each
+        # message to a forked child and back cost more CPU than the task (docs/benchmarks.md).
+        worker_pool="threads",
         task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]  # kombu has no annotations
         task_routes=(_route,),
         task_default_queue=Queue.USERS.value,
         task_ignore_result=True,
-        task_send_sent_event=True,
+        # Flower shows a task from when a worker received it; a "sent" event per publish cost
+        # every producer (and Flower) a message more per task.
+        task_send_sent_event=False,
         worker_send_task_events=True,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,

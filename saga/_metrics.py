@@ -1,9 +1,9 @@
 """Prometheus metrics: the APIs' requests, the sagas' transitions and steps, the workers' metrics server.
 
 APIs serve ``/metrics`` on their own port (never through the gateway). A Celery worker serves its
-metrics when its ``*_WORKER_METRICS_PORT`` is set, from its main process, summing its prefork
-children with prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, one directory
-per worker). An API run with several uvicorn workers sums them the same way when that variable
+metrics when its ``*_WORKER_METRICS_PORT`` is set, from its main process, with prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, one directory per worker), so that a worker run
+with ``-P prefork`` sums its children (the default pool, threads, has none). An API run with several uvicorn workers sums them the same way when that variable
 is set. Names and labels are documented in docs/operations.md ("Metrics and alerts").
 """
 

@@ -487,7 +487,7 @@ def render(r: dict) -> str:
         f"--sizes {','.join(str(run['users']) for run in r['growth'])}`) on {r['date']}, on this "
         f"{r['cores']}-core machine, with the load generator (wrk) on the same cores as the system. Every figure "
         "stands beside a ceiling measured in the same run. The system runs as `make run` runs it (the Procfile: "
-        "one uvicorn process per API, two prefork children per worker), failpoints off, default settings.",
+        "one uvicorn process per API, two threads per worker), failpoints off, default settings.",
         "",
         "## Registration",
         "",

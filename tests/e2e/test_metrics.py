@@ -1,4 +1,4 @@
-"""Prometheus metrics scraped from the real processes of the stack: the APIs' /metrics, the prefork
+"""Prometheus metrics scraped from the real processes of the stack: the APIs' /metrics, the
 workers' and the relay's metrics ports; and the gateway never publishing any of them."""
 
 import httpx
@@ -73,7 +73,6 @@ def test_a_registration_moves_the_request_and_saga_counters(system: Stack, clien
     )
     moved(system, "users-api", before["users-api"], "http_request_duration_seconds_count", route="/v1/register/", method="POST")
     moved(system, "users-api", before["users-api"], "sagas_started_total", kind="registration")
-    # The workers run two prefork children each: the main process serves what its children counted.
     moved(system, "users-worker", before["users-worker"], "sagas_completed_total", kind="registration")
     moved(system, "users-worker", before["users-worker"], "saga_duration_seconds_count", kind="registration", status="completed")
     moved(system, "profile-worker", before["profile-worker"], "saga_step_duration_seconds_count", step="create_profile", outcome="done")
