@@ -60,7 +60,7 @@ from ._service import (
     database_ready,
 )
 from ._settings import STARTUP_FAILURE, Secret, SecretKind, load_settings, password_in_url, refuse_weak_secrets, weak_secrets
-from ._task import TRANSIENT_FAULTS, PersistentTask, RetriedForeverTask, SagaTask, StepTask
+from ._task import REPORTS_HEADER, TRANSIENT_FAULTS, PersistentTask, RetriedForeverTask, SagaTask, StepReport, StepTask, carried_reports
 from ._tokens import (
     DEV_SIGNING_KEY,
     ROLE_OPERATOR,
@@ -93,6 +93,7 @@ __all__ = [
     "PRUNE_BATCH",
     "PURGE",
     "REGISTRATION",
+    "REPORTS_HEADER",
     "RESTORE",
     "ROLE_OPERATOR",
     "SAGAS",
@@ -143,6 +144,7 @@ __all__ = [
     "SessionFactoryDep",
     "SingleLine",
     "StepLedgerMixin",
+    "StepReport",
     "StepTask",
     "Storable",
     "TaskName",
@@ -156,6 +158,7 @@ __all__ = [
     "add_probes",
     "after_commit",
     "broker_ready",
+    "carried_reports",
     "claim_step",
     "client_address",
     "compensate_step",

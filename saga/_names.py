@@ -59,13 +59,14 @@ class TaskName(StrEnum):
     # users: the orchestrator's own steps and the saga log
     COMPLETE_REGISTRATION = "users.complete_registration"
     BEGIN_COMPENSATION = "users.begin_compensation"
-    RECORD_STEP_EVENT = "users.record_step_event"
+    RECORD_STEP_EVENTS = "users.record_step_events"
     COMPLETE_DELETION = "users.complete_deletion"
     COMPLETE_RESTORE = "users.complete_restore"
     PURGE_ACCOUNT = "users.purge_account"
     FAIL_SAGA = "users.fail_saga"  # last link of every compensation chain
     # Deprecated names, still handled for messages queued by an older release (docs/architecture.md)
     FAIL_REGISTRATION = "users.fail_registration"  # an alias of FAIL_SAGA
+    RECORD_STEP_EVENT = "users.record_step_event"  # one report; now RECORD_STEP_EVENTS
     # profile
     CREATE_PROFILE = "profile.create_profile"
     REMOVE_PROFILE = "profile.remove_profile"

@@ -3,9 +3,11 @@
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Task
+from celery._state import get_current_worker_task
+from celery.signals import before_task_publish
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ._metrics import STEP_DURATION, STEP_RETRIES
@@ -18,13 +20,36 @@ log = logging.getLogger("saga")
 _UNDOES = {step.undo: step.name for declaration in SAGAS.values() for step in declaration.steps if step.undo}
 
 
+class StepReport(NamedTuple):
+    """One run of a step or a compensation, as its worker saw it (the saga history's source)."""
+
+    step: str
+    outcome: str  # done, retrying, failed; compensated, compensation_retrying, compensation_failed
+    error: str | None
+    attempt: int
+    started_at: str | None  # ISO 8601, this worker's clock
+    finished_at: str | None
+
+
+# The message header in which a step's success travels on with the saga's next step.
+REPORTS_HEADER = "saga_reports"
+
+
+def carried_reports(request: Any) -> list[StepReport]:
+    """The reports an incoming message carries: earlier steps' successes, not yet recorded."""
+    return [StepReport(*report) for report in (getattr(request, "headers", None) or {}).get(REPORTS_HEADER) or ()]
+
+
 class SagaTask(Task):
     """A task whose first argument is the saga id.
 
-    Each run of a step or a compensation is reported to the users service in one message
-    (``users.record_step_event``): its outcome (done, retrying, failed), its error and attempt,
-    and when it started and finished as this worker measured, so the saga's history shows every
-    run. The saga id appears in every log line.
+    Each run of a step or a compensation is reported to the users service: its outcome (done,
+    retrying, failed), its error and attempt, and when it started and finished as this worker
+    measured, so the saga's history shows every run. A success travels in a header of the message
+    that runs the saga's next step (``REPORTS_HEADER``), and on from there, until a users task
+    records it in its own transaction (the pivot), or a step with no next step, a retry or a
+    failure sends everything carried in one message (``users.record_step_events``). So a
+    registration costs one report message, not one per step. The saga id appears in every log line.
     """
 
     abstract = True
@@ -40,7 +65,7 @@ class SagaTask(Task):
     def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         log.info("saga=%s task=%s id=%s done", _saga_id(args, kwargs), self.name, task_id)
         self._observe(task_id, "done")
-        if self.reports_success:
+        if self.reports_success and not getattr(self.request, "saga_reports_passed_on", False):
             self._report("done", args, kwargs, None)
 
     def on_retry(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any) -> None:
@@ -59,24 +84,51 @@ class SagaTask(Task):
         if started is not None:
             STEP_DURATION.labels(self.step or self.name, outcome).observe(time.monotonic() - started)
 
-    def _report(self, outcome: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None) -> None:
-        saga_id = _saga_id(args, kwargs)
+    def _run_report(self, outcome: str, exc: BaseException | None) -> StepReport | None:
+        """This run's report (None for a task that is no saga step nor undoes one)."""
         undoes = _UNDOES.get(self.name)
         step = self.step or undoes
-        if not (step and saga_id):
-            return
+        if not step:
+            return None
         if undoes and not self.step:
             outcome = {"done": "compensated", "retrying": "compensation_retrying", "failed": "compensation_failed"}[outcome]
         error = f"{type(exc).__name__}: {exc}"[:500] if exc is not None else None
-        started_at = getattr(self.request, "saga_started_at", None)
+        return StepReport(step, outcome, error, self.request.retries + 1, getattr(self.request, "saga_started_at", None), _now())
+
+    def _report(self, outcome: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None) -> None:
+        """Send this run's report, with the earlier steps' successes this message carried, in one message."""
+        saga_id = _saga_id(args, kwargs)
+        own = self._run_report(outcome, exc)
+        reports = carried_reports(self.request) + ([own] if own else [])
+        if not (saga_id and reports):
+            return
         try:
-            self.app.send_task(
-                str(TaskName.RECORD_STEP_EVENT),
-                args=(saga_id, step, outcome, error, self.request.retries + 1, started_at, _now()),
-                queue=Queue.USERS,
-            )
+            self.app.send_task(str(TaskName.RECORD_STEP_EVENTS), args=(saga_id, reports), queue=Queue.USERS)
         except Exception:  # the watchdog still sees the saga stall; never mask the task's own error
-            log.exception("saga=%s could not report %s of %s", saga_id, outcome, step)
+            log.exception("saga=%s could not report %s of %s", saga_id, outcome, own.step if own else self.name)
+
+
+def _pass_reports_on(headers: dict[str, Any] | None = None, **_: object) -> None:
+    """A step that succeeded publishes the saga's next step (Celery's chain): its report, and the
+    ones it carried, go in that message's header instead of a message of their own.
+
+    Only the saga's own next step qualifies: its task id is the deterministic ``<saga id>:<step>``
+    (``step_task_id``), unlike a retry (this task's own id), a compensation or a report.
+    """
+    task = get_current_worker_task()
+    if headers is None or not isinstance(task, SagaTask) or not task.reports_success:
+        return
+    request = task.request
+    saga_id = _saga_id(tuple(request.args or ()), request.kwargs or {})
+    message_id = str(headers.get("id", ""))
+    if not saga_id or not message_id.startswith(f"{saga_id}:") or message_id == request.id:
+        return
+    own = task._run_report("done", None)
+    headers[REPORTS_HEADER] = carried_reports(request) + ([own] if own else [])
+    request.saga_reports_passed_on = True
+
+
+before_task_publish.connect(_pass_reports_on, weak=False)
 
 
 def _now() -> str:

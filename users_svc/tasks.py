@@ -4,9 +4,11 @@ Run: celery -A users_svc.tasks worker -Q users
 """
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from celery import Task
+from sqlalchemy.orm import Session
 
 from saga import (
     DeletionStep,
@@ -15,8 +17,10 @@ from saga import (
     RegistrationStep,
     RestoreStep,
     SagaKind,
+    StepReport,
     StepTask,
     TaskName,
+    carried_reports,
     create_celery_app,
     make_sessionmaker,
     per_worker_process,
@@ -34,10 +38,26 @@ sessions = per_worker_process(lambda: make_sessionmaker(get_settings().database_
 
 
 def _pass_pivot(task: Task, saga_id: str, kind: SagaKind) -> None:
-    """The users service's own step writes its history itself: no report message needed."""
+    """The users service's own step writes its history itself, and the earlier steps' reports
+    its message carried (``saga.REPORTS_HEADER``), in the pivot's transaction."""
     started_at = engine.now()
     with sessions().begin() as session:
+        _record(session, uuid.UUID(saga_id), carried_reports(task.request))
         engine.pass_pivot(session, uuid.UUID(saga_id), kind, attempt=task.request.retries + 1, started_at=started_at)
+
+
+def _record(session: Session, saga_id: uuid.UUID, reports: Iterable[StepReport]) -> None:
+    for report in reports:
+        engine.record_step_event(
+            session,
+            saga_id,
+            report.step,
+            report.outcome,
+            report.error,
+            report.attempt,
+            datetime.fromisoformat(report.started_at) if report.started_at else None,
+            datetime.fromisoformat(report.finished_at) if report.finished_at else None,
+        )
 
 
 # The pivots: the users service's own steps, one per saga; the engine does the same for each.
@@ -82,7 +102,15 @@ def fail_registration(saga_id: str) -> None:
         engine.fail_saga(session, uuid.UUID(saga_id))
 
 
-# Its last two arguments came with the saga history; messages queued before it have five.
+@celery_app.task(name=TaskName.RECORD_STEP_EVENTS, base=PersistentTask)
+def record_step_events(saga_id: str, reports: list[list[object]]) -> None:
+    """Runs of the saga's steps, as their workers reported them, in one transaction."""
+    with sessions().begin() as session:
+        _record(session, uuid.UUID(saga_id), (StepReport(*report) for report in reports))  # type: ignore[arg-type]  # JSON lists
+
+
+# Deprecated: one report per message, sent before the reports were carried on (docs/architecture.md,
+# "Deploys"). Its last two arguments came with the saga history; messages queued before it have five.
 @celery_app.task(name=TaskName.RECORD_STEP_EVENT, base=PersistentTask)
 def record_step_event(
     saga_id: str,
@@ -94,13 +122,4 @@ def record_step_event(
     finished_at: str | None = None,
 ) -> None:
     with sessions().begin() as session:
-        engine.record_step_event(
-            session,
-            uuid.UUID(saga_id),
-            step,
-            event,
-            error,
-            attempt,
-            datetime.fromisoformat(started_at) if started_at else None,
-            datetime.fromisoformat(finished_at) if finished_at else None,
-        )
+        _record(session, uuid.UUID(saga_id), [StepReport(step, event, error, attempt, started_at, finished_at)])

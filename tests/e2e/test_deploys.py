@@ -150,3 +150,23 @@ def test_mail_the_old_release_queued_on_the_emails_queue_is_delivered_once(
         )
     assert message["attempts"] == 1  # type: ignore[index]
     assert sorted(m["Content"]["Headers"]["Subject"][0] for m in system.mail_to(email)) == ["Old route", "Welcome aboard"]
+
+
+def test_a_step_report_sent_by_the_release_before_is_recorded(system: Stack, sessions: sessionmaker[Session]) -> None:
+    """One report per message, as the release before the carried reports sent it (seven arguments)."""
+    with sessions.begin() as session:
+        user = UserAccount(email=unique_email("old-report"), first_name="Old", last_name="Report", active=True, password_hash="$argon2id$x")
+        session.add(user)
+        session.flush()
+        saga = engine.start_saga(session, user, SagaKind.REGISTRATION)
+        session.query(OutboxMessage).filter_by(saga_id=saga.id).update({"published_at": engine.now()})  # never published
+        saga_id = str(saga.id)
+    started, finished = engine.now().isoformat(), engine.now().isoformat()
+    report = (saga_id, RegistrationStep.CREATE_PROFILE.value, "done", None, 1, started, finished)
+    create_celery_app("test", system.config.broker_url).send_task("users.record_step_event", args=report, queue="users")
+    events = "SELECT type FROM saga_event WHERE saga_id = %s AND step = %s ORDER BY at"
+    wait_until(lambda: len(system.query("users", events, saga_id, RegistrationStep.CREATE_PROFILE.value)) == 2, what="the old report")
+    assert system.query("users", events, saga_id, RegistrationStep.CREATE_PROFILE.value) == [
+        ("step_started",),
+        ("step_done",),
+    ]
