@@ -240,6 +240,9 @@ def reads_run(stack: Stack, connections: int, seconds: float, max_id: int) -> di
     return reads
 
 
+HALF_RATE_RUNS = 3
+
+
 def measure(stack: Stack, seconds: float, size: int) -> dict:
     """Every benchmark on databases holding `size` users of history (seed.py; 0: empty)."""
     stack.stop_all()
@@ -274,8 +277,10 @@ def measure(stack: Stack, seconds: float, size: int) -> dict:
     half = (sustained["completed_per_s"] or max(level["completed_per_s"] for level in levels) or 1.0) / 2
     # Two paced connections offering about half the sustained rate.
     delay = max(0.0, 1000 * 2 / half - levels[0]["p50_ms"])
-    print(f"registration: at half the sustained rate (delay {delay:.0f} ms) ...", flush=True)
-    figures["half"] = registration_run(stack, 2, seconds, delay_ms=delay)
+    print(f"registration: at half the sustained rate (delay {delay:.0f} ms), {HALF_RATE_RUNS} runs ...", flush=True)
+    # The median run: one run's p50 (about 60 sagas) moved by 10-20% between runs on this machine.
+    runs = sorted((registration_run(stack, 2, seconds, delay_ms=delay) for _ in range(HALF_RATE_RUNS)), key=lambda run: run["saga_p50_ms"])
+    figures["half"] = {**runs[len(runs) // 2], "runs_saga_p50_ms": [run["saga_p50_ms"] for run in runs]}
 
     # Reads at random ids over every user there is (the seeded and those registered above).
     max_id = int(stack.query("users", "SELECT max(id) FROM user_account")[0][0])  # type: ignore[call-overload]
@@ -498,7 +503,7 @@ def render(r: dict) -> str:
     ]
     for label, run in [(f"{lvl['connections']} connections", lvl) for lvl in r["levels"]] + [
         ("**sustained** (8 connections)", s),
-        (f"half the sustained rate (2 connections, {half['delay_ms']:.0f} ms pause)", half),
+        (f"half the sustained rate (2 connections, {half['delay_ms']:.0f} ms pause; the median of {HALF_RATE_RUNS} runs)", half),
     ]:
         lines.append(
             f"| {label} | {run['completed_per_s']:.1f} | {run['p50_ms']:.0f} / {run['p95_ms']:.0f} / {run['p99_ms']:.0f} | "
@@ -508,7 +513,8 @@ def render(r: dict) -> str:
         "",
         f"- Sustained completed registrations: **{s['completed_per_s']:.1f}/s = {ratio:.0%} of the hash ceiling** "
         f"(target ≥ 70%: {'met' if ratio >= 0.7 else 'missed'}).",
-        f"- Saga p50 at half the sustained rate: **{half['saga_p50_ms']:.0f} ms** "
+        f"- Saga p50 at half the sustained rate: **{half['saga_p50_ms']:.0f} ms**, the median of "
+        f"{', '.join(f'{p50:.0f}' for p50 in half.get('runs_saga_p50_ms', [half['saga_p50_ms']]))} ms "
         f"(target < 100 ms: {'met' if half['saga_p50_ms'] < 100 else 'missed'}).",
         "",
         "![latency against load](benchmarks-latency.png)",
