@@ -3,8 +3,9 @@
 APIs serve ``/metrics`` on their own port (never through the gateway). A Celery worker serves its
 metrics when its ``*_WORKER_METRICS_PORT`` is set, from its main process, with prometheus_client's
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, one directory per worker), so that a worker run
-with ``-P prefork`` sums its children (the default pool, threads, has none). An API run with several uvicorn workers sums them the same way when that variable
-is set. Names and labels are documented in docs/operations.md ("Metrics and alerts").
+with ``-P prefork`` sums its children (the default pool, threads, has none). An API run with
+several uvicorn workers sums them the same way when that variable is set. Names and labels are
+documented in docs/operations.md ("Metrics and alerts").
 """
 
 import glob
