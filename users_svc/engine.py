@@ -14,8 +14,9 @@ times their worker measured (``record_step_event``).
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from saga import (
@@ -136,16 +137,35 @@ def _queued_after(session: Session, saga: Saga, step: str, at: datetime) -> None
         _event(session, saga, E.STEP_QUEUED, step=names[i + 1], at=at)
 
 
+# In Session.info: the saga rows (and their steps) this transaction locked already. The pivot
+# records the reports it carried first: each would otherwise lock the same rows again.
+_LOCKED = "saga_rows_locked"
+
+
 def lock_saga(session: Session, saga_id: uuid.UUID) -> Saga:
-    saga = session.get(Saga, saga_id, with_for_update=True)
-    if saga is None:
-        raise LookupError(f"no saga {saga_id}")
-    return saga
+    locked: dict[object, Any] = session.info.setdefault(_LOCKED, {})
+    if saga_id not in locked:
+        saga = session.get(Saga, saga_id, with_for_update=True)
+        if saga is None:
+            raise LookupError(f"no saga {saga_id}")
+        locked[saga_id] = saga
+    saga_locked: Saga = locked[saga_id]
+    return saga_locked
 
 
 def _steps(session: Session, saga_id: uuid.UUID) -> dict[str, SagaStep]:
-    rows = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).with_for_update())
-    return {row.step: row for row in rows}
+    locked: dict[object, Any] = session.info.setdefault(_LOCKED, {})
+    key = ("steps", saga_id)
+    if key not in locked:
+        rows = session.scalars(select(SagaStep).where(SagaStep.saga_id == saga_id).with_for_update())
+        locked[key] = {row.step: row for row in rows}
+    steps: dict[str, SagaStep] = locked[key]
+    return steps
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, _transaction: object) -> None:
+    session.info.pop(_LOCKED, None)  # a savepoint's end too: what it locked may be released
 
 
 def _advance(step: SagaStep, status: StepStatus) -> None:
@@ -260,7 +280,7 @@ def record_step_event(
     (``attempt`` 0, from the chain). Each becomes the events it describes, in this transaction.
     """
     saga = lock_saga(session, saga_id)
-    row = session.get_one(SagaStep, (saga_id, step), with_for_update=True)
+    row = _steps(session, saga_id)[step]
     started_type, outcome_type = _OUTCOMES[event]
     at = finished_at or now()
     if started_at is not None:
@@ -289,10 +309,8 @@ def record_step_event(
     after_pivot = declaration_of(saga).after_pivot
     if saga.finished_at is None and any(s.name == step for s in after_pivot):
         # The saga is over once every step after its pivot is done or failed for good.
-        statuses = session.scalars(
-            select(SagaStep.status).where(SagaStep.saga_id == saga_id, SagaStep.step.in_([s.name for s in after_pivot]))
-        )
-        if all(status in (StepStatus.DONE, StepStatus.FAILED) for status in statuses):
+        steps = _steps(session, saga_id)
+        if all(steps[s.name].status in (StepStatus.DONE, StepStatus.FAILED) for s in after_pivot):
             saga.finished_at = saga.progressed_at
             saga_finished(session, saga)
             _event(session, saga, E.SAGA_COMPLETED, at=saga.finished_at)
