@@ -615,6 +615,7 @@ def render_growth(r: dict) -> list[str]:
     if explained:
         unindexed = explained["unindexed"]
         lines += [
+            "",
             f"EXPLAIN (ANALYZE, BUFFERS) of all {explained['queries']} query shapes the system ran at {explained['users']:,} users: "
             "`benchmarks-explain.txt`. Sequential scans of a big table: "
             + (", ".join(f"`{u['database']}.{u['table']}`" for u in unindexed) if unindexed else "**none**")
