@@ -13,14 +13,17 @@ SAGA = "6f1c1a2e-0000-4000-8000-000000000001"
 EARLIER = ["create_profile", "done", None, 1, "2026-12-04T10:00:00+00:00", "2026-12-04T10:00:01+00:00"]
 
 
+APP = create_celery_app("test", "memory://")
+
+
+# shared=False: a task is otherwise registered in every Celery app made after it (the tests' too).
+@APP.task(name="test.record_address", base=StepTask, step=RegistrationStep.RECORD_ADDRESS, shared=False)
+def record_address(saga_id: str, payload: dict[str, object]) -> None: ...
+
+
 @pytest.fixture
 def running_step() -> Iterator[Task]:
     """record_address, running in a worker, with the success of the step before it in its header."""
-    app = create_celery_app("test", "memory://")
-
-    @app.task(name="emails.record_address", base=StepTask, step=RegistrationStep.RECORD_ADDRESS)
-    def record_address(saga_id: str, payload: dict[str, object]) -> None: ...
-
     _task_stack.push(record_address)
     record_address.push_request(
         id=f"{SAGA}:record_address",
