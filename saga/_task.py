@@ -95,17 +95,21 @@ class SagaTask(Task):
         error = f"{type(exc).__name__}: {exc}"[:500] if exc is not None else None
         return StepReport(step, outcome, error, self.request.retries + 1, getattr(self.request, "saga_started_at", None), _now())
 
+    def _reports(self, outcome: str, exc: BaseException | None) -> list[StepReport]:
+        """The earlier steps' successes this message carried, then this run's report."""
+        own = self._run_report(outcome, exc)
+        return carried_reports(self.request) + ([own] if own else [])
+
     def _report(self, outcome: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None) -> None:
         """Send this run's report, with the earlier steps' successes this message carried, in one message."""
         saga_id = _saga_id(args, kwargs)
-        own = self._run_report(outcome, exc)
-        reports = carried_reports(self.request) + ([own] if own else [])
+        reports = self._reports(outcome, exc)
         if not (saga_id and reports):
             return
         try:
             self.app.send_task(str(TaskName.RECORD_STEP_EVENTS), args=(saga_id, reports), queue=Queue.USERS)
         except Exception:  # the watchdog still sees the saga stall; never mask the task's own error
-            log.exception("saga=%s could not report %s of %s", saga_id, outcome, own.step if own else self.name)
+            log.exception("saga=%s could not report %s of %s", saga_id, outcome, reports[-1].step)
 
 
 def _pass_reports_on(headers: dict[str, Any] | None = None, **_: object) -> None:
@@ -123,8 +127,7 @@ def _pass_reports_on(headers: dict[str, Any] | None = None, **_: object) -> None
     message_id = str(headers.get("id", ""))
     if not saga_id or not message_id.startswith(f"{saga_id}:") or message_id == request.id:
         return
-    own = task._run_report("done", None)
-    headers[REPORTS_HEADER] = carried_reports(request) + ([own] if own else [])
+    headers[REPORTS_HEADER] = task._reports("done", None)
     request.saga_reports_passed_on = True
 
 
