@@ -46,13 +46,16 @@ def record(
 
 
 _PENDING = "saga_events"  # in Session.info: the events recorded since the last write
+# Built once, so it is compiled once; RETURNING lets SQLAlchemy send the rows in one statement
+# ("insertmanyvalues"), which it does not do for ON CONFLICT without it.
+_INSERT_EVENTS = insert(SagaEvent).on_conflict_do_nothing().returning(SagaEvent.id)
 
 
 def write_pending(session: Session) -> None:
     """Write the events recorded so far, in one INSERT on the session's connection."""
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.connection().execute(insert(SagaEvent).values(pending).on_conflict_do_nothing())
+        session.connection().execute(_INSERT_EVENTS, pending)
 
 
 @event.listens_for(Session, "after_flush")
